@@ -1,0 +1,51 @@
+"""Execute each notebook once per test session with papermill, in quick mode.
+
+Quick-mode parameters for ``notebooks/<stem>.ipynb`` live in ``params/<stem>.json``
+(the same values ``scripts/run_notebooks.sh`` and the nbval pass use). Tests ask for the
+output folder of a run with ``executed_notebook("<stem>")``; a notebook runs at most once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+PARAMS = Path(__file__).parent / "params"
+
+
+def quick_parameters(stem: str) -> dict:
+    path = PARAMS / f"{stem}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no quick-mode parameters for notebook {stem}: add {path}")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def executed_notebook(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    import papermill as pm
+
+    done: dict[str, Path] = {}
+
+    def run(stem: str) -> Path:
+        if stem not in done:
+            base = Path(os.environ.get("STYLECORE_NB_OUT", tmp_path_factory.mktemp("nb")))
+            out = base / stem
+            params = {**quick_parameters(stem), "output_dir": str(out / "outputs"), "interactive": False}
+            pm.execute_notebook(
+                str(NOTEBOOKS / f"{stem}.ipynb"),
+                str(out / f"{stem}.ipynb"),
+                parameters=params,
+                kernel_name="python3",
+                cwd=str(NOTEBOOKS),
+                progress_bar=False,
+            )
+            done[stem] = out / "outputs"
+        return done[stem]
+
+    return run

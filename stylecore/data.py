@@ -79,16 +79,17 @@ def manifest_path() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[1] / "data" / "manifest.json"
 
 
-@functools.cache
-def _read_manifest(path: Path) -> dict[str, Sample]:
-    if not path.exists():
-        raise DataError(f"sample manifest {path} not found; set ${MANIFEST_ENV} or reinstall the project with `pip install -e .`")
-    raw = json.loads(path.read_text(encoding="utf-8"))
+@functools.lru_cache(maxsize=8)
+def _parse_manifest(text: str) -> dict[str, Sample]:
+    raw = json.loads(text)
     return {name: Sample(name=name, **entry) for name, entry in raw["samples"].items()}
 
 
 def _manifest() -> dict[str, Sample]:
-    return _read_manifest(manifest_path())
+    path = manifest_path()
+    if not path.exists():
+        raise DataError(f"sample manifest {path} not found; set ${MANIFEST_ENV} or reinstall the project with `pip install -e .`")
+    return _parse_manifest(path.read_text(encoding="utf-8"))  # cached by content, so edits are seen
 
 
 def list_samples(kind: str | None = None) -> list[str]:
@@ -146,7 +147,12 @@ def _download(entry: Sample, dest: Path) -> Path:
     try:
         with atomic_path(dest) as tmp, urllib.request.urlopen(entry.url, timeout=60) as resp:
             tmp.write_bytes(resp.read())
-            _verify(tmp, entry)  # a bad download never reaches the cache
+            actual = sha256_file(tmp)
+            if actual != entry.sha256:  # a bad download never reaches the cache
+                raise ChecksumError(
+                    f"download of sample {entry.name!r} from {entry.url} has sha256 {actual}, expected {entry.sha256}; "
+                    "it was discarded. The server may have changed the file: report it, do not edit the manifest to match."
+                )
     except ChecksumError:
         raise
     except OSError as exc:

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylecore.gatys import AUTHORS_CODE, PAPER, PRESETS, GatysLoss, initial_image
+from stylecore.losses import gram_matrix
+from stylecore.vgg import vgg19_features
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return vgg19_features(PAPER.layers, "avg", weights="random", seed=0)
+
+
+def test_presets_have_sources_and_paper_ratio() -> None:
+    assert set(PRESETS) == {"paper", "authors_code"}
+    assert PAPER.alpha / PAPER.beta == pytest.approx(1e-3)
+    assert PAPER.pooling == "avg" and AUTHORS_CODE.pooling == "max"
+    assert AUTHORS_CODE.iterations == 500 and AUTHORS_CODE.init == "content"
+    for hp in PRESETS.values():
+        assert {"content_layers", "style_layers", "pooling", "optimizer", "init"} <= set(hp.source)
+
+
+def test_gatys_loss_equals_eq7_written_out(extractor) -> None:
+    g = torch.Generator().manual_seed(0)
+    content, style, x = (torch.rand(1, 3, 32, 32, generator=g) for _ in range(3))
+    hp = PAPER.with_(tv_weight=0.5)
+    terms = GatysLoss(extractor, hp, content, style)(x)
+    fx, fc, fs = extractor(x), extractor(content), extractor(style)
+    l_content = 0.5 * ((fx["relu4_2"] - fc["relu4_2"]) ** 2).sum()
+    l_style = 0.0
+    for layer in PAPER.style_layers:
+        _, n, h, w = fx[layer].shape
+        l_style += 0.2 * ((gram_matrix(fx[layer]) - gram_matrix(fs[layer])) ** 2).sum() / (4 * n**2 * (h * w) ** 2)
+    tv = ((x[..., :-1, 1:] - x[..., :-1, :-1]) ** 2 + (x[..., 1:, :-1] - x[..., :-1, :-1]) ** 2).sum()
+    assert torch.allclose(terms["content"], hp.alpha * l_content)
+    assert torch.allclose(terms["style"], hp.beta * l_style, rtol=1e-4)
+    assert torch.allclose(terms["tv"], 0.5 * tv)
+
+
+def test_authors_preset_matches_their_formula(extractor) -> None:
+    """Their loss: Σ_l 1e3/n² · mean((G/M − A/M)²) + mean((F − P)²)."""
+    ex = vgg19_features(AUTHORS_CODE.layers, "max", weights="random", seed=0)
+    g = torch.Generator().manual_seed(1)
+    content, style, x = (torch.rand(1, 3, 32, 32, generator=g) for _ in range(3))
+    terms = GatysLoss(ex, AUTHORS_CODE, content, style)(x)
+    fx, fc, fs = ex(x), ex(content), ex(style)
+    theirs = sum(1e3 / n**2 * torch.nn.functional.mse_loss(gram_matrix(fx[l], True), gram_matrix(fs[l], True)) for l, n in zip(AUTHORS_CODE.style_layers, (64, 128, 256, 512, 512)))
+    assert torch.allclose(terms["style"], theirs, rtol=1e-4)
+    assert torch.allclose(terms["content"], torch.nn.functional.mse_loss(fx["relu4_2"], fc["relu4_2"]))
+
+
+def test_content_only_and_style_only(extractor) -> None:
+    x = torch.rand(1, 3, 32, 32)
+    assert set(GatysLoss(extractor, PAPER, x, None)(x)) == {"content"}
+    assert set(GatysLoss(extractor, PAPER, None, x)(x)) == {"style"}
+    assert float(GatysLoss(extractor, PAPER, x, x)(x)["style"]) == 0.0
+    with pytest.raises(ValueError, match="nothing to optimise"):
+        GatysLoss(extractor, PAPER, None, None)(x)
+
+
+def test_extractor_must_compute_the_layers() -> None:
+    small = vgg19_features(["relu1_1"], weights="random")
+    with pytest.raises(ValueError, match="does not compute layers"):
+        GatysLoss(small, PAPER, torch.rand(1, 3, 16, 16), None)
+
+
+def test_initial_images() -> None:
+    c, s = torch.rand(1, 3, 20, 30), torch.rand(1, 3, 40, 40)
+    assert torch.equal(initial_image("content", c, s), c)
+    assert initial_image("style", c, s).shape == c.shape
+    n1, n2 = initial_image("noise", c, s, seed=5), initial_image("noise", c, s, seed=5)
+    assert torch.equal(n1, n2) and 0.45 < n1.mean() < 0.55
+    with pytest.raises(ValueError, match="init"):
+        initial_image("zeros", c, s)

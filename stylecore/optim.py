@@ -52,14 +52,20 @@ def optimize_pixels(
     progress: bool = True,
     desc: str = "optimising",
     seed: int = 0,
+    line_search: str | None = None,
 ) -> OptimResult:
     """Minimise Σ loss_fn(x).values() over the pixels x, starting from ``init``.
 
     ``optimizer="lbfgs"`` runs one L-BFGS iteration per step (``max_iter=1``; the curvature
     history persists across steps) so progress and history are per iteration; ``"adam"``
-    defaults to lr 0.02 on [0, 1] pixels. ``clamp`` projects x back to [0, 1] after every step.
-    History records the terms at the start of each step (the value the step improves on)
-    plus one final evaluation, so ``history[k]`` has ``steps + 1`` entries.
+    defaults to lr 0.02 on [0, 1] pixels. History records the terms at the start of each step
+    plus one final evaluation (of the returned image), so ``history[k]`` has ``steps + 1`` entries.
+
+    ``clamp``: Adam is projected to [0, 1] after every step; L-BFGS runs unconstrained and the
+    result is clipped once at the end. Notes: projecting inside L-BFGS corrupts its curvature
+    pairs (the stored step no longer equals the step taken) and stalls it; like the authors'
+    and jcjohnson's code we use L-BFGS without line search (``line_search="strong_wolfe"``
+    is available, at about twice the evaluations per iteration).
 
     Deterministic on CPU for a fixed ``seed`` and input.
     """
@@ -68,7 +74,10 @@ def optimize_pixels(
     torch.manual_seed(seed)
     x = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if optimizer == "lbfgs":
-        opt: torch.optim.Optimizer = torch.optim.LBFGS([x], lr=1.0 if lr is None else lr, max_iter=1, history_size=100)
+        opt: torch.optim.Optimizer = torch.optim.LBFGS(
+            [x], lr=1.0 if lr is None else lr, max_iter=1, history_size=100, line_search_fn=line_search,
+            tolerance_grad=0.0, tolerance_change=0.0,  # run the iterations asked for, whatever the loss scale
+        )
     elif optimizer == "adam":
         opt = torch.optim.Adam([x], lr=0.02 if lr is None else lr)
     else:
@@ -78,15 +87,18 @@ def optimize_pixels(
     snapshots: list[tuple[int, torch.Tensor]] = []
     evaluations = 0
     last_terms: dict[str, float] = {}
+    capture = True  # the first evaluation of each step is at the current x (line-search trials come after)
 
     def closure() -> torch.Tensor:
-        nonlocal evaluations, last_terms
+        nonlocal evaluations, last_terms, capture
         opt.zero_grad(set_to_none=True)
         terms = loss_fn(x)
         total = torch.stack(list(terms.values())).sum()
         total.backward()
         evaluations += 1
-        last_terms = {**{k: float(v.detach()) for k, v in terms.items()}, "total": float(total.detach())}
+        if capture:
+            last_terms = {**{k: float(v.detach()) for k, v in terms.items()}, "total": float(total.detach())}
+            capture = False
         return total
 
     def record() -> None:
@@ -96,15 +108,20 @@ def optimize_pixels(
     start = time.perf_counter()
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
+        capture = True
         opt.step(closure)  # both optimisers evaluate the closure at the current x first
         record()
-        if clamp:
+        if clamp and optimizer == "adam":
             with torch.no_grad():
                 x.clamp_(0.0, 1.0)
         if snapshot_every and (step + 1) % snapshot_every == 0:
             snapshots.append((step + 1, x.detach().clone()))
         bar.set_postfix(loss=f"{last_terms['total']:.4g}", refresh=False)
     bar.close()
+    if clamp:
+        with torch.no_grad():
+            x.clamp_(0.0, 1.0)
+    capture = True
     closure()  # final values, for the image actually returned
     record()
     seconds = time.perf_counter() - start

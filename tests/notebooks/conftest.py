@@ -36,6 +36,7 @@ def executed_notebook(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str
         if stem not in done:
             base = Path(os.environ.get("STYLECORE_NB_OUT", tmp_path_factory.mktemp("nb")))
             out = base / stem
+            out.mkdir(parents=True, exist_ok=True)
             params = {**quick_parameters(stem), "output_dir": str(out / "outputs"), "interactive": False}
             pm.execute_notebook(
                 str(NOTEBOOKS / f"{stem}.ipynb"),

@@ -1,0 +1,54 @@
+"""Notebook 01 executed headless in quick mode: figures written, losses fell, weights recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+STEM = "01_gatys_2016_neural_style"
+FIGURES = [
+    "fig1_content_reconstructions", "fig1_style_reconstructions", "fig3_paintings", "fig3_losses", "fig4_ratio_layer_grid",
+    "fig5_content_layer", "fig6_initialisation", "fig7_photorealistic", "optimizers", "presets",
+]
+
+pytestmark = pytest.mark.notebook
+
+
+@pytest.fixture(scope="module")
+def summary(executed_notebook) -> dict:
+    out = executed_notebook(STEM)
+    return json.loads((out / "summary.json").read_text()) | {"_folder": out}
+
+
+def test_every_figure_written(summary: dict) -> None:
+    for name in FIGURES:
+        path = summary["_folder"] / f"{name}.png"
+        assert path.exists() and path.stat().st_size > 5_000, name
+        assert f"{name}.png" in summary["files"]
+
+
+def test_total_loss_fell_in_every_run(summary: dict) -> None:
+    exps = summary["experiments"]
+    assert len(exps) >= 15
+    for name, rec in exps.items():
+        assert rec["final"]["total"] < rec["initial"], f"{name}: total loss did not fall ({rec['initial']} -> {rec['final']['total']})"
+    # Fig. 3 style transfer from noise: the loss falls by a large factor, not a rounding error
+    assert exps["fig3_starry_night"]["final"]["total"] < 0.2 * exps["fig3_starry_night"]["initial"]
+
+
+def test_ratio_grid_orders_content_loss(summary: dict) -> None:
+    """A larger α/β must leave the result closer to the photo: weighted-by-β content term per unit α/β falls."""
+    exps = summary["experiments"]
+    for depth in (1, 5):
+        runs = sorted((rec["alpha_beta"], rec["final"]["content"]) for k, rec in exps.items() if k.startswith(f"fig4_d{depth}_"))
+        assert len(runs) == 3
+        contents = [c for _, c in runs]  # content term weighted by α = 1, so comparable across ratios
+        assert contents == sorted(contents, reverse=True), f"depth {depth}: content loss should fall as α/β grows: {runs}"
+
+
+def test_weights_and_parameters_recorded(summary: dict) -> None:
+    vgg = summary["weights"]["vgg19"]
+    assert vgg["pretrained"] is False and "RANDOM" in vgg["label"] and vgg["seed"] == 0
+    assert summary["parameters"]["image_size"] == 96
+    assert summary["seconds_total"] > 0

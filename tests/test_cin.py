@@ -131,3 +131,38 @@ def test_checkerboard_energy_on_synthetic_images() -> None:
     assert checkerboard_energy(noise) == pytest.approx(share, rel=0.3)
     period4 = ((yy // 2) % 2).expand(1, 3, 32, 32)
     assert checkerboard_energy(period4, periods=(4,)) > 0.8 and checkerboard_energy(period4, periods=(2,)) < 1e-6
+
+
+def test_mixing_widget_rerenders_with_the_slider_mixture() -> None:
+    """The notebook's live widget: sliders -> normalised mixture -> a new stylisation per setting."""
+    ipywidgets = pytest.importorskip("ipywidgets")
+    import matplotlib.pyplot as plt
+
+    from stylecore.plots import show_images
+    from stylecore.widgets import ablation_view
+
+    torch.manual_seed(4)
+    net = StyleTransferNetwork(2, width=0.125, n_residual=1).eval()
+    with torch.no_grad():
+        for p in net.cin_parameters():
+            p.normal_()
+    image = torch.rand(1, 3, 16, 16)
+    seen: list[torch.Tensor] = []
+
+    def render(a: float, b: float):
+        mix = torch.tensor([a, b]) / (a + b)
+        with torch.no_grad():
+            out = net(image, mix)
+        seen.append(out)
+        return show_images([out])
+
+    sliders = {"a": ipywidgets.FloatSlider(value=1.0, min=0, max=1), "b": ipywidgets.FloatSlider(value=0.0, min=0, max=1)}
+    box = ablation_view(lambda: plt.figure(), render, sliders, interactive=True)
+    assert isinstance(box, ipywidgets.VBox)
+    n0 = len(seen)
+    sliders["b"].value = 1.0  # now a 50/50 mixture
+    assert len(seen) == n0 + 1
+    with torch.no_grad():
+        torch.testing.assert_close(seen[-1], net(image, [0.5, 0.5]))
+        assert not torch.allclose(seen[-1], net(image, 0))
+    plt.close("all")

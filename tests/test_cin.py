@@ -29,12 +29,18 @@ def test_instance_norm_matches_loop_and_torch() -> None:
     torch.testing.assert_close(actual, torch.nn.functional.instance_norm(x, eps=1e-5))
 
 
-def test_cin_is_per_style_affine_of_instance_norm() -> None:
-    torch.manual_seed(0)
-    cin = ConditionalInstanceNorm2d(3, n_styles=4).double()
+def random_cin(n_channels: int, n_styles: int, seed: int) -> ConditionalInstanceNorm2d:
+    """A double-precision CIN whose γ, β tables are random (not the 1/0 initialisation)."""
+    torch.manual_seed(seed)
+    cin = ConditionalInstanceNorm2d(n_channels, n_styles).double()
     with torch.no_grad():
         cin.gamma.normal_()
         cin.beta.normal_()
+    return cin
+
+
+def test_cin_is_per_style_affine_of_instance_norm() -> None:
+    cin = random_cin(3, 4, seed=0)
     x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
     normed = naive_instance_norm(x)
     for s in range(4):
@@ -47,11 +53,7 @@ def test_cin_is_per_style_affine_of_instance_norm() -> None:
 
 
 def test_cin_mixture_mixes_gamma_beta_convexly() -> None:
-    torch.manual_seed(1)
-    cin = ConditionalInstanceNorm2d(2, n_styles=3).double()
-    with torch.no_grad():
-        cin.gamma.normal_()
-        cin.beta.normal_()
+    cin = random_cin(2, 3, seed=1)
     x = torch.randn(1, 2, 4, 4, dtype=torch.float64)
     a = [0.2, 0.5, 0.3]
     g = sum(a[i] * cin.gamma[i] for i in range(3))

@@ -45,6 +45,8 @@ __all__ = ["PAPER_TRAINING", "TrainConfig", "TrainResult", "perceptual_losses", 
 #: Dumoulin et al. 2017 used VGG-16 conv1…conv4 (style) and conv3 (content) block outputs; the
 #: VGG19 layers at the same depth are the ends of blocks 1–4.
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4")
+#: Bump when the training code changes what a run produces: old cached networks are then ignored.
+CACHE_VERSION = 1
 CONTENT_LAYERS = ("relu3_4",)
 
 
@@ -150,7 +152,7 @@ def training_key(model: StyleTransferNetwork, config: TrainConfig, contents: Seq
     """16 hex digits identifying a run: initial weights, config, images, VGG weights."""
     cfg = {k: v for k, v in asdict(config).items() if k not in ("source", "checkpoint_every")}
     info = extractor.weights_info.to_dict() if extractor.weights_info else None
-    return _digest(model.config, cfg, info, list(extractor.layers), *model.state_dict().values(), *contents, *styles)
+    return _digest(CACHE_VERSION, model.config, cfg, info, list(extractor.layers), *model.state_dict().values(), *contents, *styles)
 
 
 def _save(obj: dict, path: Path) -> None:

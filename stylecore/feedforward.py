@@ -1,0 +1,255 @@
+"""Training a feed-forward style network with perceptual losses, checkpointed and resumable.
+
+Losses (Johnson et al. 2016; Dumoulin et al. 2017, Sec. 2 and appendix), with F^l the VGG
+responses and G the Gram matrix normalised by H_l·W_l (``losses.gram_matrix(normalize=True)``):
+
+    L_c = λ_c Σ_{l ∈ C} mean((F^l(T(x, s)) − F^l(x))²)
+    L_s = λ_s Σ_{l ∈ S} mean((G(F^l(T(x, s))) − G(F^l(a_s)))²)
+
+Training: Adam (lr 1e-3), random crops + horizontal flips of the content photos, one style
+per batch drawn uniformly. Every ``checkpoint_every`` steps the model, the optimiser, the
+data RNG and the loss history are written atomically; a run killed at any point and started
+again with the same arguments resumes from its last checkpoint and ends bit-for-bit where an
+uninterrupted run would. A finished run is cached under a hash of everything that determines
+its result (initial weights, config, images, VGG weights), so a rerun only loads it.
+Notebook 03, section "Training", shows the loop.
+
+Notes: the paper used VGG-16 and ImageNet photos; we use the project's VGG19 (one extractor
+for the whole collection) with the paper's layers mapped to the same depth (block ends), and
+the few offline sample photos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .cin import StyleTransferNetwork
+from .images import atomic_path
+from .losses import gram_matrix
+from .vgg import VGGFeatures
+from .weights import WeightsUnavailableError, load_state_dict_file
+
+__all__ = ["PAPER_TRAINING", "TrainConfig", "TrainResult", "perceptual_losses", "random_crops", "train_style_network", "training_key"]
+
+#: Dumoulin et al. 2017 used VGG-16 conv1…conv4 (style) and conv3 (content) block outputs; the
+#: VGG19 layers at the same depth are the ends of blocks 1–4.
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4")
+#: Bump when the training code changes what a run produces: old cached networks are then ignored.
+CACHE_VERSION = 1
+CONTENT_LAYERS = ("relu3_4",)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (hashed into the cache key)."""
+
+    steps: int
+    batch_size: int = 16  # appendix: batch size 16
+    crop_size: int = 256  # appendix: 256×256 training crops
+    lr: float = 1e-3  # appendix: Adam, learning rate 1e-3
+    content_weight: float = 1.0  # λ_c
+    style_weight: float = 0.3  # λ_s: Magenta's 1e-4 on 0–255 VGG inputs rescaled to ours (estimate, see source)
+    content_layers: tuple[str, ...] = CONTENT_LAYERS
+    style_layers: tuple[str, ...] = STYLE_LAYERS
+    trainable: Literal["all", "cin"] = "all"  # "cin": only γ, β learn (Sec. 4, new styles)
+    styles_trained: tuple[int, ...] | None = None  # indices drawn per batch; None = all styles
+    seed: int = 0
+    checkpoint_every: int = 50
+    source: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "crop_size", "checkpoint_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "steps" else 1):
+                raise ValueError(f"TrainConfig.{name} must be a positive int, got {v!r}")
+        if self.crop_size % 4:
+            raise ValueError(f"crop_size must be a multiple of 4, got {self.crop_size}")
+        if self.trainable not in ("all", "cin"):
+            raise ValueError(f"trainable must be 'all' or 'cin', got {self.trainable!r}")
+
+
+PAPER_TRAINING = TrainConfig(
+    steps=40_000,
+    source={
+        "steps": "appendix: 40,000 iterations",
+        "batch_size/crop_size/lr": "appendix: batch 16 of 256×256 ImageNet crops, Adam lr 1e-3",
+        "layers": "VGG-16 conv1–conv4 (style), conv3 (content), mapped to VGG19 block ends",
+        "weights": "Magenta image_stylization: content 1, style 1e-4 per layer on VGG fed 0–255 pixels; our VGG sees "
+        "(x/255 − mean)/std, ~58× smaller activations, so Gram MSE shrinks ~58⁴ and content MSE ~58²: λ_s ≈ 1e-4·58² ≈ 0.3 "
+        "(an estimate, not checked against pretrained weights offline)",
+    },
+)
+
+
+@dataclass
+class TrainResult:
+    """The trained network, per-step history ('content', 'style', 'total', 'style_index') and timing."""
+
+    model: StyleTransferNetwork
+    history: dict[str, list[float]]
+    key: str
+    seconds: float
+    from_cache: bool = False
+    resumed_from: int = 0
+
+    def final(self, last: int = 10) -> dict[str, float]:
+        """Mean of the last ``last`` recorded values of each loss term."""
+        return {k: sum(v[-last:]) / len(v[-last:]) for k, v in self.history.items() if v and k != "style_index"}
+
+
+def random_crops(images: Sequence[torch.Tensor], batch: int, size: int, gen: torch.Generator) -> torch.Tensor:
+    """A batch of random ``size``² crops, each from a random image, flipped left–right with p = ½.
+
+    Shapes: images (1, 3, H_i, W_i) with H_i, W_i ≥ size -> (batch, 3, size, size).
+    """
+    out = []
+    for _ in range(batch):
+        img = images[int(torch.randint(len(images), (1,), generator=gen))]
+        h, w = img.shape[-2:]
+        if min(h, w) < size:
+            raise ValueError(f"a training photo of {h}×{w} px is smaller than the crop size {size}; resize it first")
+        top = int(torch.randint(h - size + 1, (1,), generator=gen))
+        left = int(torch.randint(w - size + 1, (1,), generator=gen))
+        crop = img[0, :, top : top + size, left : left + size]
+        if bool(torch.rand((), generator=gen) < 0.5):
+            crop = crop.flip(-1)
+        out.append(crop)
+    return torch.stack(out)
+
+
+def perceptual_losses(extractor: VGGFeatures, output: torch.Tensor, content: torch.Tensor, style_grams: dict[str, torch.Tensor], config: TrainConfig) -> dict[str, torch.Tensor]:
+    """Weighted {"content": L_c, "style": L_s} of the module docstring; ``style_grams`` {layer: (1 or B, C, C)}."""
+    feats = extractor(output)
+    with torch.no_grad():
+        targets = extractor(content)
+    l_c = sum(F.mse_loss(feats[k], targets[k]) for k in config.content_layers)
+    l_s = sum(F.mse_loss(gram_matrix(feats[k], normalize=True), style_grams[k].expand(output.shape[0], -1, -1)) for k in config.style_layers)
+    return {"content": config.content_weight * l_c, "style": config.style_weight * l_s}
+
+
+def _digest(*parts: object) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            h.update(part.detach().cpu().contiguous().numpy().tobytes())
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def training_key(model: StyleTransferNetwork, config: TrainConfig, contents: Sequence[torch.Tensor], styles: Sequence[torch.Tensor], extractor: VGGFeatures) -> str:
+    """16 hex digits identifying a run: initial weights, config, images, VGG weights."""
+    cfg = {k: v for k, v in asdict(config).items() if k not in ("source", "checkpoint_every")}
+    info = extractor.weights_info.to_dict() if extractor.weights_info else None
+    return _digest(CACHE_VERSION, model.config, cfg, info, list(extractor.layers), *model.state_dict().values(), *contents, *styles)
+
+
+def _save(obj: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _load_run_file(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file: say which and what to do
+        raise WeightsUnavailableError(f"{path} is not a readable training checkpoint ({type(exc).__name__}: {exc}); delete it to retrain.") from None
+
+
+def load_style_network(path: str | os.PathLike[str], model: StyleTransferNetwork) -> StyleTransferNetwork:
+    """Load trained weights (a ``final.pt`` of :func:`train_style_network`, or a plain state dict) into ``model``."""
+    state = load_state_dict_file(path)
+    state = state.get("model", state) if isinstance(state.get("model"), dict) else state
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsUnavailableError(f"{path} does not fit this network ({model.config}): {exc}") from None
+    return model
+
+
+def train_style_network(
+    model: StyleTransferNetwork,
+    config: TrainConfig,
+    contents: Sequence[torch.Tensor],
+    styles: Sequence[torch.Tensor],
+    extractor: VGGFeatures,
+    checkpoint_dir: str | os.PathLike[str],
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = True,
+    desc: str = "training",
+    device: str | torch.device = "cpu",
+) -> TrainResult:
+    """Train ``model`` in place on random crops of ``contents`` towards ``styles`` (one per style index).
+
+    ``checkpoint_dir/<key>/last.pt`` is written every ``config.checkpoint_every`` steps and
+    ``final.pt`` at the end; an existing ``final.pt`` is loaded instead of training, an
+    existing ``last.pt`` is resumed. ``callback(step, terms)`` runs after every step (an
+    exception there stops the run like a kill would).
+    """
+    if len(styles) != model.n_styles:
+        raise ValueError(f"{len(styles)} style images for a network with {model.n_styles} styles")
+    missing = [k for k in (*config.content_layers, *config.style_layers) if k not in extractor.layers]
+    if missing:
+        raise ValueError(f"the extractor does not compute {missing}; build it with vgg19_features({list(dict.fromkeys((*config.content_layers, *config.style_layers)))})")
+    key = training_key(model, config, contents, styles, extractor)
+    run_dir = Path(checkpoint_dir).expanduser() / key
+    final_path, last_path = run_dir / "final.pt", run_dir / "last.pt"
+    model.to(device)
+    if final_path.exists():
+        saved = _load_run_file(final_path)
+        model.load_state_dict(saved["model"])
+        return TrainResult(model, saved["history"], key, float(saved["seconds"]), from_cache=True)
+
+    params = model.cin_parameters() if config.trainable == "cin" else list(model.parameters())
+    model.requires_grad_(config.trainable == "all")
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(params, lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    history: dict[str, list[float]] = {"content": [], "style": [], "total": [], "style_index": []}
+    step, seconds, resumed = 0, 0.0, 0
+    if last_path.exists():
+        saved = _load_run_file(last_path)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        gen.set_state(saved["generator"])
+        history, step, seconds, resumed = saved["history"], int(saved["step"]), float(saved["seconds"]), int(saved["step"])
+
+    with torch.no_grad():
+        grams = {i: {k: gram_matrix(v, normalize=True) for k, v in extractor(s.to(device)).items() if k in config.style_layers} for i, s in enumerate(styles)}
+    pool = list(config.styles_trained) if config.styles_trained is not None else list(range(model.n_styles))
+    model.train()
+    start = time.perf_counter() - seconds
+    for step in tqdm(range(step, config.steps), desc=desc, disable=not progress, initial=step, total=config.steps):
+        s = pool[int(torch.randint(len(pool), (1,), generator=gen))]
+        batch = random_crops(contents, config.batch_size, config.crop_size, gen).to(device)  # (B, 3, S, S)
+        terms = perceptual_losses(extractor, model(batch, s), batch, grams[s], config)
+        total = terms["content"] + terms["style"]
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        record = {k: float(v.detach()) for k, v in terms.items()} | {"total": float(total.detach()), "style_index": float(s)}
+        for k, v in record.items():
+            history[k].append(v)
+        if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
+            _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(), "history": history, "step": step + 1, "seconds": time.perf_counter() - start}, last_path)
+        if callback is not None:
+            callback(step + 1, record)
+    model.eval()
+    model.requires_grad_(False)
+    seconds = time.perf_counter() - start
+    _save({"model": model.state_dict(), "history": history, "seconds": seconds, "config": {k: v for k, v in asdict(config).items() if k != "source"}}, final_path)
+    if last_path.exists():
+        last_path.unlink()
+    return TrainResult(model, history, key, seconds, resumed_from=resumed)

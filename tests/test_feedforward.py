@@ -1,0 +1,135 @@
+"""Training loop: losses vs a naive formula, crops, loss decrease, bit-for-bit resume, cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylecore.cin import StyleTransferNetwork
+from stylecore.feedforward import TrainConfig, load_style_network, perceptual_losses, random_crops, train_style_network
+from stylecore.vgg import vgg19_features
+from stylecore.weights import WeightsUnavailableError
+
+LAYERS = ("relu1_2", "relu2_2")
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return vgg19_features(LAYERS, weights="random", seed=0)
+
+
+def _data() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    contents = [torch.rand(1, 3, 24, 28, generator=g), torch.rand(1, 3, 20, 20, generator=g)]
+    styles = [torch.rand(1, 3, 16, 16, generator=g) ** 3, 1 - torch.rand(1, 3, 16, 16, generator=g) ** 3]
+    return contents, styles
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(steps=8, batch_size=2, crop_size=16, content_layers=("relu2_2",), style_layers=LAYERS, style_weight=1e3, checkpoint_every=3, lr=1e-2)
+    return TrainConfig(**(base | kw))
+
+
+def _net(seed: int = 0) -> StyleTransferNetwork:
+    torch.manual_seed(seed)
+    return StyleTransferNetwork(2, width=0.125, n_residual=1)
+
+
+def test_random_crops_are_crops_or_flipped_crops() -> None:
+    img = torch.arange(3 * 10 * 12, dtype=torch.float32).reshape(1, 3, 10, 12)
+    batch = random_crops([img], 6, 4, torch.Generator().manual_seed(0))
+    assert batch.shape == (6, 3, 4, 4)
+    for crop in batch:
+        found = any(torch.equal(c, img[0, :, t : t + 4, l : l + 4]) for t in range(7) for l in range(9) for c in (crop, crop.flip(-1)))
+        assert found
+    with pytest.raises(ValueError, match="smaller than the crop size"):
+        random_crops([img], 1, 11, torch.Generator())
+
+
+def test_perceptual_losses_match_naive_formula(extractor) -> None:
+    cfg = _cfg(content_weight=2.0, style_weight=3.0)
+    out, content, style = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    fo, fc, fs = extractor(out), extractor(content), extractor(style)
+
+    def gram(f: torch.Tensor) -> torch.Tensor:  # (C, H, W) -> (C, C), / (H W)
+        c = f.shape[0]
+        return torch.stack([torch.stack([(f[i] * f[j]).sum() for j in range(c)]) for i in range(c)]) / (f.shape[1] * f.shape[2])
+
+    desired_c = 2.0 * ((fo["relu2_2"] - fc["relu2_2"]) ** 2).mean()
+    desired_s = 3.0 * sum(torch.stack([((gram(fo[k][b]) - gram(fs[k][0])) ** 2).mean() for b in range(2)]).mean() for k in LAYERS)
+    grams = {k: (fs[k].flatten(2) @ fs[k].flatten(2).transpose(1, 2)) / fs[k][0, 0].numel() for k in LAYERS}
+    terms = perceptual_losses(extractor, out, content, grams, cfg)
+    torch.testing.assert_close(terms["content"], desired_c)
+    torch.testing.assert_close(terms["style"], desired_s, rtol=1e-4, atol=0)
+
+
+def test_training_reduces_style_loss(extractor, tmp_path) -> None:
+    contents, styles = _data()
+    res = train_style_network(_net(), _cfg(steps=40, styles_trained=(0,)), contents, styles, extractor, tmp_path, progress=False)
+    s = res.history["style"]
+    assert len(s) == 40 and sum(s[-5:]) < 0.7 * sum(s[:5])
+    assert set(res.history["style_index"]) == {0.0}
+
+
+class Killed(RuntimeError):
+    pass
+
+
+def test_killed_run_resumes_to_the_same_weights(extractor, tmp_path) -> None:
+    contents, styles = _data()
+    full = train_style_network(_net(), _cfg(), contents, styles, extractor, tmp_path / "a", progress=False)
+
+    def kill_at_7(step: int, terms: dict) -> None:
+        if step == 7:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_style_network(_net(), _cfg(), contents, styles, extractor, tmp_path / "b", callback=kill_at_7, progress=False)
+    assert (tmp_path / "b" / full.key / "last.pt").exists() and not (tmp_path / "b" / full.key / "final.pt").exists()
+    resumed = train_style_network(_net(), _cfg(), contents, styles, extractor, tmp_path / "b", progress=False)
+    assert resumed.resumed_from == 6 and resumed.key == full.key
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert resumed.history["total"] == full.history["total"]
+    assert not (tmp_path / "b" / full.key / "last.pt").exists()
+
+
+def test_cache_reuses_finished_run_and_key_tracks_parameters(extractor, tmp_path) -> None:
+    contents, styles = _data()
+    first = train_style_network(_net(), _cfg(steps=3), contents, styles, extractor, tmp_path, progress=False)
+    again = train_style_network(_net(), _cfg(steps=3), contents, styles, extractor, tmp_path, progress=False)
+    assert again.from_cache and not first.from_cache
+    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()))
+    other = train_style_network(_net(), _cfg(steps=3, lr=2e-2), contents, styles, extractor, tmp_path, progress=False)
+    assert other.key != first.key and not other.from_cache
+    loaded = load_style_network(tmp_path / first.key / "final.pt", _net(seed=5))
+    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_cin_only_training_changes_only_gamma_beta(extractor, tmp_path) -> None:
+    contents, styles = _data()
+    base = _net()
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    res = train_style_network(_net(), _cfg(steps=3, trainable="cin", styles_trained=(1,)), contents, styles, extractor, tmp_path, progress=False)
+    for k, v in res.model.state_dict().items():
+        if k.endswith(("gamma", "beta")):
+            assert torch.equal(v[0], before[k][0]) and not torch.equal(v[1], before[k][1]), k
+        else:
+            assert torch.equal(v, before[k]), k
+
+
+def test_clear_errors(extractor, tmp_path) -> None:
+    contents, styles = _data()
+    with pytest.raises(ValueError, match="style images for a network with 2 styles"):
+        train_style_network(_net(), _cfg(), contents, styles[:1], extractor, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="does not compute"):
+        train_style_network(_net(), _cfg(style_layers=("relu3_1",)), contents, styles, extractor, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        _cfg(crop_size=15)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsUnavailableError, match="not a loadable"):
+        load_style_network(bad, _net())
+    torch.save({"x": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(WeightsUnavailableError, match="does not fit"):
+        load_style_network(tmp_path / "other.pt", _net())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,8 @@ FIGURES = [
 
 
 @pytest.fixture(scope="module")
-def summary(executed_notebook, tmp_path_factory) -> tuple[Path, dict]:
-    # Work-around: the harness does not create <base>/<stem> before papermill writes the executed copy there.
-    base = os.environ.get("STYLECORE_NB_OUT")
-    if base is None:
-        base = str(tmp_path_factory.mktemp("nb03"))
-        os.environ["STYLECORE_NB_OUT"] = base
-        try:
-            (Path(base) / STEM).mkdir(parents=True, exist_ok=True)
-            out = executed_notebook(STEM)
-        finally:
-            del os.environ["STYLECORE_NB_OUT"]
-    else:
-        (Path(base) / STEM).mkdir(parents=True, exist_ok=True)
-        out = executed_notebook(STEM)
+def summary(executed_notebook) -> tuple[Path, dict]:
+    out = executed_notebook(STEM)
     return out, json.loads((out / "summary.json").read_text())
 
 

@@ -128,7 +128,8 @@ def structure_score(output: torch.Tensor, content: torch.Tensor) -> float:
     """SSIM (Wang et al. 2004) between the luminance-gradient magnitudes of output and content.
 
     1 = the same edges in the same places; low = edges moved, blurred or invented (painterly
-    distortion). Colour changes alone leave it high, which is what "still a photo" means here.
+    distortion). Each gradient map is divided by its mean first, so a global change of colour
+    or contrast alone leaves the score at 1: that is what "still the same photo" means here.
     Notes: a diagnostic of this project, not a metric of the paper.
     """
     from skimage.filters import sobel
@@ -136,7 +137,8 @@ def structure_score(output: torch.Tensor, content: torch.Tensor) -> float:
 
     def grad(img: torch.Tensor) -> np.ndarray:
         rgb = img[0].detach().cpu().double().numpy()
-        return sobel(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])
+        g = sobel(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])
+        return g / max(g.mean(), 1e-8)
 
     if output.shape != content.shape:
         raise ValueError(f"output {tuple(output.shape)} and content {tuple(content.shape)} differ in shape")
@@ -178,4 +180,4 @@ def size_for_memory_budget(height: int, width: int, budget_mb: float, deepest: s
     while new > 16 and estimate_memory_mb(round(height * new / longest), round(width * new / longest), deepest) > budget_mb:
         new -= 8
     return new, (f"{height}x{width} would need ~{need:.0f} MiB > budget {budget_mb:.0f} MiB: "
-                 f"longest side capped to {new} px (raise memory_budget_mb to keep the size)")
+                f"longest side capped to {new} px (raise memory_budget_mb to keep the size)")

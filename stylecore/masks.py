@@ -74,18 +74,20 @@ def reduce_mask(masks: torch.Tensor, layer: str) -> torch.Tensor:
     """Masks (K, H, W) at image resolution -> (K, H_l, W_l) at VGG19 layer ``layer``'s resolution.
 
     Walks the VGG19 layers like the authors' ``deepmatting_seg.lua``: each 3×3 convolution
-    applies a 3×3 average (stride 1, zero padding 1, so borders soften like the receptive
-    field), each pooling halves the size (2×2 average = the bilinear resize of the authors'
-    code at exactly half size), ReLUs leave masks unchanged.
+    applies a 3×3 average (stride 1, so label boundaries soften like the receptive field),
+    each pooling halves the size (2×2 average = the bilinear resize of the authors' code at
+    exactly half size), ReLUs leave masks unchanged.
     Notes: why not nearest-neighbour resizing: a feature at a label boundary sees both regions;
-    the soft mask weights its contribution to each label's Gram matrix accordingly.
+    the soft mask weights its contribution to each label's Gram matrix accordingly. The
+    average ignores the zero padding (``count_include_pad=False``; Torch7's default counts it)
+    so that an all-ones mask stays all-ones and the no-mask mode is exactly Gatys's loss.
     """
     if layer not in VGG19_LAYERS:
         raise ValueError(f"unknown VGG19 layer {layer!r}")
     m = masks[None]  # (1, K, H, W)
     for name in VGG19_LAYERS[: VGG19_LAYERS.index(layer) + 1]:
         if name.startswith("conv"):
-            m = F.avg_pool2d(m, 3, stride=1, padding=1, count_include_pad=True)
+            m = F.avg_pool2d(m, 3, stride=1, padding=1, count_include_pad=False)
         elif name.startswith("pool"):
             m = F.avg_pool2d(m, 2, stride=2)
     return m[0]
@@ -178,7 +180,7 @@ def _superpixel_features(image: torch.Tensor, n_segments: int, xy_weight: float,
     from skimage.segmentation import slic
 
     rgb = image[0].permute(1, 2, 0).detach().cpu().double().numpy()
-    seg = slic(rgb, n_segments=n_segments, compactness=10.0, start_label=0, rng=seed)
+    seg = slic(rgb, n_segments=n_segments, compactness=10.0, start_label=0)  # deterministic
     lab = rgb2lab(rgb) / np.array([100.0, 128.0, 128.0])  # L, a, b roughly in [−1, 1]
     h, w = seg.shape
     yy, xx = np.mgrid[0:h, 0:w]

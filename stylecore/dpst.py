@@ -21,7 +21,7 @@ from .masks import SegmentationMasks, augmented_style_loss, reduce_mask, style_g
 from .matting import photorealism_loss
 from .vgg import VGG19_LAYERS, VGGFeatures
 
-__all__ = ["AUTHORS_CODE", "PAPER", "PRESETS", "DeepPhotoLoss", "DPSTHyperParams", "estimate_memory_mb", "size_for_memory_budget", "structure_score"]
+__all__ = ["AUTHORS_CODE", "PAPER", "PRESETS", "DeepPhotoLoss", "DPSTHyperParams", "estimate_memory_mb", "load_input", "size_for_memory_budget", "structure_score"]
 
 STYLE_LAYERS_5 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -181,3 +181,13 @@ def size_for_memory_budget(height: int, width: int, budget_mb: float, deepest: s
         new -= 8
     return new, (f"{height}x{width} would need ~{need:.0f} MiB > budget {budget_mb:.0f} MiB: "
                 f"longest side capped to {new} px (raise memory_budget_mb to keep the size)")
+
+
+def load_input(name_or_path: str, size: int | None = None, data_dir: str | None = None) -> torch.Tensor:
+    """A sample name (``stylecore.data.list_samples()``) or an image path -> (1, 3, H, W) in [0, 1]."""
+    from .data import list_samples, load_sample
+    from .images import load_image
+
+    if name_or_path in list_samples():
+        return load_sample(name_or_path, size, data_dir or None)
+    return load_image(name_or_path, size)

@@ -25,6 +25,7 @@ __all__ = [
     "augmented_style_loss",
     "automatic_masks",
     "masked_gram",
+    "masks_for_pair",
     "masks_from_labels",
     "no_masks",
     "parse_color_mask",
@@ -218,3 +219,31 @@ def style_grams_per_label(features: Mapping[str, torch.Tensor], masks: torch.Ten
         m = reduce_mask(masks, layer)
         out[layer] = [masked_gram(features[layer], m[k]) for k in range(m.shape[0])]
     return out
+
+
+def masks_for_pair(
+    content_mask: str | torch.Tensor,
+    style_mask: str | torch.Tensor,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    tolerance: float = 0.2,
+    auto_labels: int = 3,
+    merge: Mapping[str, str] | None = None,
+    seed: int = 0,
+) -> SegmentationMasks:
+    """Masks for a content/style pair from notebook-style parameters.
+
+    ``content_mask``/``style_mask``: ``"none"`` (no masks), ``"auto"`` (:func:`automatic_masks`), or
+    colour-coded segmentation images (1, 3, H, W) already loaded at any size (label maps are
+    resized to the images with nearest neighbour).
+    """
+    kinds = {m if isinstance(m, str) else "image" for m in (content_mask, style_mask)}
+    if kinds - {"none", "auto", "image"} or len(kinds) != 1:
+        raise ValueError(f"content_mask and style_mask must both be 'none', both 'auto', or both mask images; got {content_mask!r:.40}, {style_mask!r:.40}")
+    if kinds == {"none"}:
+        return no_masks(content, style)
+    if kinds == {"auto"}:
+        return automatic_masks(content, style, n_labels=auto_labels, seed=seed)
+    lc, names = parse_color_mask(content_mask, tolerance)  # type: ignore[arg-type]
+    ls, _ = parse_color_mask(style_mask, tolerance)  # type: ignore[arg-type]
+    return SegmentationMasks.from_label_maps(resize_labels(lc, tuple(content.shape[-2:])), resize_labels(ls, tuple(style.shape[-2:])), names, merge)

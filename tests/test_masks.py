@@ -135,3 +135,19 @@ def test_automatic_masks_match_regions_across_images():
     assert m.content[k_sky, :15].mean() > 0.95 and m.content[k_sky, 15:].mean() < 0.05
     assert m.style[k_sky, :30].mean() > 0.95 and m.style[k_sky, 30:].mean() < 0.05
     assert m.content.shape == (2, 40, 60) and m.style.shape == (2, 50, 50)
+
+
+def test_masks_for_pair_modes_and_errors():
+    from stylecore.masks import masks_for_pair
+
+    content, style = torch.rand(1, 3, 20, 30), torch.rand(1, 3, 24, 24)
+    assert masks_for_pair("none", "none", content, style).labels == ("all",)
+    seg_c = torch.zeros(1, 3, 40, 60)
+    seg_c[0, 2, :20] = 1  # blue sky over black
+    seg_s = torch.zeros(1, 3, 12, 12)
+    seg_s[0, 2, :4] = 1
+    m = masks_for_pair(seg_c, seg_s, content, style)
+    assert m.labels == ("blue", "black") and m.content.shape == (2, 20, 30) and m.style.shape == (2, 24, 24)
+    assert m.content[0, :10].all() and not m.content[0, 10:].any()
+    with pytest.raises(ValueError, match="both be 'none', both 'auto'"):
+        masks_for_pair("auto", seg_s, content, style)

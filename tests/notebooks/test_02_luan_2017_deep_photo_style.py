@@ -23,7 +23,7 @@ def summary(executed_notebook, tmp_path_factory):
 def test_figures_written(summary):
     folder, s = summary
     for name in ["fig3_lambda_sweep", "fig3_lambda_numbers", "fig4_gatys_vs_deep_photo_masks", "fig5_baselines",
-                 "failure_case", "masks_main_pair", "automatic_masks", "stage2_losses"]:
+                 "failure_case", "masks_main_pair", "automatic_masks", "stage2_losses", "main_stage1", "main_final"]:
         assert (folder / f"{name}.png").stat().st_size > 1000, name
     for n in s["parameters"]["paper_pairs"]:
         assert (folder / f"paper_pair{n}.png").exists()
@@ -57,4 +57,7 @@ def test_weights_and_memory_recorded(summary):
     assert s["weights"]["vgg19"]["pretrained"] is False and "RANDOM" in s["weights"]["vgg19"]["label"]
     speed = s["experiments"]["memory_and_speed"]
     assert speed["laplacian_nnz"] > 0 and speed["step_with_Lm_s"] > 0 and speed["step_without_Lm_s"] > 0
-    assert s["size_cap"]["used"] <= s["size_cap"]["requested"] and "MiB" in s["size_cap"]["message"]
+    # the quick parameters ask for more than the memory budget allows: the cap must kick in and say so
+    assert s["size_cap"]["used"] < s["size_cap"]["requested"] and "capped" in s["size_cap"]["message"]
+    assert max(speed["size"]) == s["size_cap"]["used"]
+    assert speed["estimated_memory_mb"] <= s["parameters"]["memory_budget_mb"]

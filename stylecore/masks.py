@@ -176,35 +176,49 @@ def no_masks(content: torch.Tensor, style: torch.Tensor) -> SegmentationMasks:
     return SegmentationMasks(("all",), torch.ones(1, *content.shape[-2:]), torch.ones(1, *style.shape[-2:]))
 
 
-def _superpixel_features(image: torch.Tensor, n_segments: int, xy_weight: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _superpixel_features(image: torch.Tensor, n_segments: int, xy_weight: float, chroma_weight: float) -> tuple[np.ndarray, np.ndarray]:
     from skimage.color import rgb2lab
     from skimage.segmentation import slic
 
     rgb = image[0].permute(1, 2, 0).detach().cpu().double().numpy()
     seg = slic(rgb, n_segments=n_segments, compactness=10.0, start_label=0)  # deterministic
-    lab = rgb2lab(rgb) / np.array([100.0, 128.0, 128.0])  # L, a, b roughly in [−1, 1]
+    lab = rgb2lab(rgb)
     h, w = seg.shape
     yy, xx = np.mgrid[0:h, 0:w]
-    feats = np.concatenate([lab, xy_weight * (yy / h)[..., None], xy_weight * (xx / w)[..., None]], axis=-1)
+    feats = np.concatenate([lab, (yy / h)[..., None], (xx / w)[..., None]], axis=-1)  # (H, W, 5): L, a, b, y, x
     n = seg.max() + 1
     counts = np.bincount(seg.ravel(), minlength=n)[:, None]
     means = np.stack([np.bincount(seg.ravel(), feats[..., i].ravel(), minlength=n) for i in range(feats.shape[-1])], 1)
-    return seg, means / np.maximum(counts, 1)
+    means = means / np.maximum(counts, 1)
+    # standardise within the image: a global colour cast (the style!) must not decide the labels
+    z = (means - means.mean(0)) / np.maximum(means.std(0), 1e-6)
+    return seg, z * np.array([1.0, chroma_weight, chroma_weight, xy_weight, xy_weight])
 
 
-def automatic_masks(content: torch.Tensor, style: torch.Tensor, n_labels: int = 3, n_segments: int = 150, xy_weight: float = 0.5, seed: int = 0, min_fraction: float = 0.01) -> SegmentationMasks:
+def automatic_masks(
+    content: torch.Tensor,
+    style: torch.Tensor,
+    n_labels: int = 3,
+    n_segments: int = 150,
+    xy_weight: float = 0.5,
+    chroma_weight: float = 0.3,
+    seed: int = 0,
+    min_fraction: float = 0.01,
+) -> SegmentationMasks:
     """Masks without user input: SLIC superpixels of both images clustered *jointly* in Lab+xy.
 
     Superpixels (Achanta et al. 2012) of content and style are described by mean Lab colour and
-    position (weight ``xy_weight``: sky is usually at the top of both); k-means
+    position, standardised *within each image* (so a global colour cast — the style, by design —
+    does not decide the labels) and weighted: lightness 1, chroma a, b ``chroma_weight``,
+    position ``xy_weight`` (sky is usually at the top of both); k-means
     (``scipy.cluster.vq.kmeans2``) on the union gives one set of centroids, so label k means the
     same cluster in both images — labels are matched by construction. Orphans are dropped.
     Notes: not in the paper (it uses manual masks or those of a semantic segmenter).
     """
     from scipy.cluster.vq import kmeans2
 
-    seg_c, f_c = _superpixel_features(content, n_segments, xy_weight, seed)
-    seg_s, f_s = _superpixel_features(style, n_segments, xy_weight, seed)
+    seg_c, f_c = _superpixel_features(content, n_segments, xy_weight, chroma_weight)
+    seg_s, f_s = _superpixel_features(style, n_segments, xy_weight, chroma_weight)
     _, assign = kmeans2(np.concatenate([f_c, f_s]), n_labels, minit="++", seed=seed)
     names = tuple(f"cluster{k}" for k in range(n_labels))
     with warnings.catch_warnings():

@@ -127,8 +127,8 @@ def test_automatic_masks_match_regions_across_images():
         img[0, :, split:] += torch.tensor(bottom).view(3, 1, 1)
         return img.clamp(0, 1)
 
-    content = two_regions(40, 60, 15, (0.3, 0.5, 0.9), (0.2, 0.6, 0.2), 0)  # sky over grass
-    style = two_regions(50, 50, 30, (0.4, 0.6, 0.95), (0.3, 0.5, 0.1), 1)
+    content = two_regions(40, 60, 15, (0.5, 0.7, 0.95), (0.1, 0.4, 0.1), 0)  # blue sky over grass
+    style = two_regions(50, 50, 30, (0.9, 0.4, 0.3), (0.3, 0.1, 0.05), 1)  # red sunset sky over dark ground: other colours
     m = automatic_masks(content, style, n_labels=2, n_segments=40, seed=0)
     assert len(m.labels) == 2
     k_sky = int(m.content[:, 5, 30].argmax())

@@ -1,0 +1,100 @@
+"""Deep Photo Style Transfer loss (Luan et al. 2017, Eq. 4), structure score, memory cap."""
+
+import warnings
+
+import pytest
+import torch
+
+from stylecore.dpst import AUTHORS_CODE, PAPER, DeepPhotoLoss, estimate_memory_mb, size_for_memory_budget, structure_score
+from stylecore.losses import content_loss, gram_matrix, style_loss, total_variation
+from stylecore.masks import no_masks
+from stylecore.matting import matting_laplacian, photorealism_loss, photorealism_per_pixel
+from stylecore.optim import optimize_pixels
+from stylecore.vgg import vgg19_features
+
+HP = PAPER.with_(style_layers={"relu1_1": 1.0, "relu2_1": 1.0}, content_layers={"relu2_1": 1.0}, gamma=1e3)
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return vgg19_features(HP.layers, pooling="max", weights="random", seed=0)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    g = torch.Generator().manual_seed(0)
+    content = torch.nn.functional.interpolate(torch.rand(1, 3, 6, 8, generator=g), size=(24, 32), mode="bilinear")
+    return content, torch.rand(1, 3, 20, 28, generator=g)
+
+
+def test_presets_record_sources():
+    assert PAPER.lam == 1e4 and PAPER.gamma == 1e2
+    assert AUTHORS_CODE.content_layers == {"relu4_2": 5.0} and AUTHORS_CODE.gamma == 100 and AUTHORS_CODE.tv_weight == 1e-3
+    assert AUTHORS_CODE.iterations == 1000 and set(AUTHORS_CODE.style_layers) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
+    for hp in (PAPER, AUTHORS_CODE):
+        assert {"lam", "gamma", "content_layers", "style_layers"} <= set(hp.source)
+
+
+def test_total_loss_is_eq4_written_out(vgg, pair):
+    content, style = pair
+    lap = matting_laplacian(content)
+    hp = HP.with_(tv_weight=1e-2)
+    loss = DeepPhotoLoss(vgg, hp, content, style, no_masks(content, style), lap, lam=3.0)
+    x = torch.rand_like(content)
+    terms = loss(x)
+    fx, fc, fs = vgg(x), vgg(content), vgg(style)
+    assert torch.allclose(terms["content"], content_loss(fx["relu2_1"], fc["relu2_1"]))
+    # different sizes: Gatys's G/M per image equals the area-normalised Gram with one full mask
+    grams = {k: gram_matrix(v) * (fx[k].shape[-1] * fx[k].shape[-2]) / (v.shape[-1] * v.shape[-2]) for k, v in fs.items()}
+    assert torch.allclose(terms["style"], hp.gamma * style_loss(fx, grams, hp.style_layers), rtol=1e-4)
+    assert torch.allclose(terms["tv"], 1e-2 * total_variation(x))
+    assert torch.allclose(terms["photorealism"], 3.0 * photorealism_loss(x, lap))
+
+
+def test_errors(vgg, pair):
+    content, style = pair
+    with pytest.raises(ValueError, match="needs the content's matting Laplacian"):
+        DeepPhotoLoss(vgg, HP, content, style, no_masks(content, style), None, lam=1.0)
+    with pytest.raises(ValueError, match="do not match"):
+        DeepPhotoLoss(vgg, HP, content, style, no_masks(style, content))
+    with pytest.raises(ValueError, match="lacks layers"):
+        DeepPhotoLoss(vgg, PAPER, content, style, no_masks(content, style))
+
+
+def test_lambda_sweep_is_monotone_on_a_small_deterministic_case(vgg, pair):
+    content, style = pair
+    lap = matting_laplacian(content)
+    masks = no_masks(content, style)
+    stage1 = optimize_pixels(content, DeepPhotoLoss(vgg, HP, content, style, masks), 15, progress=False).image
+    lm, ss = [], []
+    for lam in (0.0, 1e-2, 1e-1, 1.0):
+        out = optimize_pixels(stage1, DeepPhotoLoss(vgg, HP, content, style, masks, lap, lam), 10, progress=False).image
+        lm.append(photorealism_per_pixel(out, lap))
+        ss.append(structure_score(out, content))
+    assert all(a > b for a, b in zip(lm, lm[1:])), lm
+    assert all(a < b for a, b in zip(ss, ss[1:])), ss
+
+
+def test_structure_score():
+    g = torch.Generator().manual_seed(0)
+    content = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=(32, 32), mode="bilinear")
+    assert structure_score(content, content) == pytest.approx(1.0)
+    recoloured = (0.5 * content + 0.2).clamp(0, 1)  # a global colour change keeps the edges
+    noisy = (content + 0.2 * torch.rand(content.shape, generator=g)).clamp(0, 1)
+    assert structure_score(recoloured, content) == pytest.approx(1.0, abs=1e-6)
+    assert structure_score(noisy, content) < 0.9
+    with pytest.raises(ValueError, match="differ in shape"):
+        structure_score(content[..., :16], content)
+
+
+def test_memory_cap():
+    assert estimate_memory_mb(256, 256) < estimate_memory_mb(512, 512) < estimate_memory_mb(1024, 1024)
+    assert estimate_memory_mb(512, 512) == pytest.approx(4 * estimate_memory_mb(256, 256), rel=0.01)
+    size, msg = size_for_memory_budget(768, 1024, budget_mb=500)
+    assert size < 1024 and "capped" in msg and "500" in msg
+    assert estimate_memory_mb(round(768 * size / 1024), size, "relu5_1") <= 500
+    assert size_for_memory_budget(60, 96, budget_mb=500)[0] == 96
+    with pytest.raises(ValueError, match="positive"):
+        size_for_memory_budget(10, 10, 0)

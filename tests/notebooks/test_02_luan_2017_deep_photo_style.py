@@ -1,7 +1,6 @@
 """What the quick run of notebook 02 (Deep Photo Style Transfer) wrote."""
 
 import json
-import os
 
 import pytest
 
@@ -9,14 +8,8 @@ STEM = "02_luan_2017_deep_photo_style"
 
 
 @pytest.fixture(scope="module")
-def summary(executed_notebook, tmp_path_factory):
-    # Workaround: conftest's run() does not create <base>/<stem> and papermill refuses a missing
-    # output folder, so pre-create it under a base we choose, only for this call.
-    base = os.environ.get("STYLECORE_NB_OUT") or str(tmp_path_factory.mktemp("nb02"))
-    os.makedirs(os.path.join(base, STEM), exist_ok=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STYLECORE_NB_OUT", base)
-        folder = executed_notebook(STEM)
+def summary(executed_notebook):
+    folder = executed_notebook(STEM)
     return folder, json.loads((folder / "summary.json").read_text())
 
 

@@ -31,7 +31,17 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
 
 
 def check_param(name: str, value: Any, kind: type | tuple[type, ...], choices: tuple[Any, ...] | None = None) -> Any:
-    """Validate a notebook parameter with a message a papermill user can act on."""
+    """Validate a notebook parameter with a message a papermill user can act on.
+
+    A list or dict given as a JSON string (``-p styles '["a", "b"]'``: papermill's ``-p`` passes
+    strings) is parsed; ints are accepted where floats are asked for.
+    """
+    wants_container = kind in (list, dict) or (isinstance(kind, tuple) and any(k in (list, dict) for k in kind))
+    if wants_container and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise TypeError(f"parameter {name!r} must be a list/dict, got the string {value!r}; pass JSON (-p {name} '[1, 2]') or YAML (-y '{name}: [1, 2]')") from None
     ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         ok, value = True, float(value)

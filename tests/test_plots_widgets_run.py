@@ -65,6 +65,9 @@ def test_check_param() -> None:
         check_param("size", "64", int)
     with pytest.raises(TypeError):
         check_param("size", True, int)
+    assert check_param("styles", '["a", "b"]', list) == ["a", "b"]
+    with pytest.raises(TypeError, match="-y"):
+        check_param("styles", "a, b", list)
     with pytest.raises(ValueError, match="one of"):
         check_param("optimizer", "sgd", str, ("lbfgs", "adam"))
 

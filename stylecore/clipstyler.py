@@ -21,7 +21,7 @@ from .images import atomic_path
 from .losses import content_loss
 from .vgg import VGGFeatures
 
-__all__ = ["ABLATIONS", "AUTHORS_CODE", "PAPER", "Ablation", "ClipStylerHyperParams", "ClipStylerLoss", "StyleNet", "TrainResult", "ablation_titles", "image_prior_loss", "train_clipstyler", "with_overrides"]
+__all__ = ["ABLATIONS", "AUTHORS_CODE", "PAPER", "Ablation", "ClipStylerHyperParams", "ClipStylerLoss", "StyleNet", "TrainResult", "ablation_titles", "crop_to_multiple", "image_prior_loss", "train_clipstyler", "with_overrides"]
 
 
 @dataclass(frozen=True)
@@ -234,6 +234,16 @@ def train_clipstyler(
     with torch.no_grad():
         output = net(content)
     return TrainResult(history, seconds + time.perf_counter() - t0, output, steps, lrs)
+
+
+def crop_to_multiple(image: torch.Tensor, k: int = 8) -> torch.Tensor:
+    """Centre-crop (B, C, H, W) so that H and W are multiples of ``k`` (the U-Net halves 3 times)."""
+    h, w = image.shape[-2:]
+    nh, nw = h // k * k, w // k * k
+    if nh == 0 or nw == 0:
+        raise ValueError(f"image {h}×{w} is smaller than {k} px; use a larger image_size")
+    top, left = (h - nh) // 2, (w - nw) // 2
+    return image[..., top : top + nh, left : left + nw]
 
 
 def with_overrides(hp: ClipStylerHyperParams, **changes: object) -> ClipStylerHyperParams:

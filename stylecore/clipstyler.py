@@ -8,7 +8,7 @@ paper's Fig. 6, the total loss and the training loop (Adam, step decay, checkpoi
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from .images import atomic_path
 from .losses import content_loss
 from .vgg import VGGFeatures
 
-__all__ = ["ABLATIONS", "AUTHORS_CODE", "PAPER", "Ablation", "ClipStylerHyperParams", "ClipStylerLoss", "StyleNet", "TrainResult", "ablation_titles", "crop_to_multiple", "image_prior_loss", "train_clipstyler", "with_overrides"]
+__all__ = ["ABLATIONS", "AUTHORS_CODE", "PAPER", "Ablation", "ClipStylerHyperParams", "ClipStylerLoss", "StyleNet", "TrainResult", "ablation_titles", "crop_to_multiple", "fit", "image_prior_loss", "train_clipstyler", "with_overrides"]
 
 
 @dataclass(frozen=True)
@@ -196,44 +196,67 @@ def train_clipstyler(
     """
     hp = loss_fn.hp
     steps = hp.steps if steps is None else steps
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    torch.manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=hp.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=hp.lr_step, gamma=hp.lr_gamma)
+    net.train()
+    history, lrs, seconds = fit(lambda: loss_fn(net(content)), net, opt, sched, steps, checkpoint, checkpoint_every, "CLIPstyler", progress)
+    net.eval()
+    with torch.no_grad():
+        output = net(content)
+    return TrainResult(history, seconds, output, steps, lrs)
+
+
+def fit(
+    step_terms: Callable[[], dict[str, torch.Tensor]],
+    module: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler | None,
+    steps: int,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 50,
+    desc: str = "training",
+    progress: bool = True,
+) -> tuple[dict[str, list[float]], list[float], float]:
+    """The shared loop: total = Σ step_terms(); backward; optimiser step; then the scheduler step.
+
+    Returns (per-term history, learning rate per iteration, seconds). With ``checkpoint`` the
+    module, optimiser, scheduler, RNG state and history are written atomically every
+    ``checkpoint_every`` steps and at the end; an existing file is resumed from.
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
     history: dict[str, list[float]] = {"total": []}
     lrs: list[float] = []
     start, seconds = 0, 0.0
-    torch.manual_seed(seed)
     path = Path(checkpoint) if checkpoint else None
     if path is not None and path.exists():
         state = torch.load(path, map_location="cpu", weights_only=True)  # tensors, lists and floats only
-        net.load_state_dict(state["net"])
+        module.load_state_dict(state["module"])
         opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
+        if sched is not None:
+            sched.load_state_dict(state["sched"])
         torch.set_rng_state(state["rng"])
         history, lrs, start, seconds = state["history"], state["lr"], state["step"], state["seconds"]
-    net.train()
     t0 = time.perf_counter()
-    for step in tqdm(range(start, steps), desc="CLIPstyler", disable=not progress, initial=start, total=steps):
-        terms = loss_fn(net(content))
+    for step in tqdm(range(start, steps), desc=desc, disable=not progress, initial=start, total=steps):
+        terms = step_terms()
         total = torch.stack(list(terms.values())).sum()
         opt.zero_grad(set_to_none=True)
         total.backward()
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
-        sched.step()  # after the optimiser
+        if sched is not None:
+            sched.step()  # after the optimiser
         for k, v in terms.items():
             history.setdefault(k, []).append(v.item())
         history["total"].append(total.item())
         if path is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
-            elapsed = seconds + time.perf_counter() - t0
-            state = {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": torch.get_rng_state(), "history": history, "lr": lrs, "step": step + 1, "seconds": elapsed}
+            state = {"module": module.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict() if sched is not None else {}, "rng": torch.get_rng_state(),
+                     "history": history, "lr": lrs, "step": step + 1, "seconds": seconds + time.perf_counter() - t0}  # fmt: skip
             with atomic_path(path) as tmp:
                 torch.save(state, tmp)
-    net.eval()
-    with torch.no_grad():
-        output = net(content)
-    return TrainResult(history, seconds + time.perf_counter() - t0, output, steps, lrs)
+    return history, lrs, seconds + time.perf_counter() - t0
 
 
 def crop_to_multiple(image: torch.Tensor, k: int = 8) -> torch.Tensor:

@@ -8,15 +8,14 @@ high-resolution one — is stylised by ``model(image)``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .clip_guidance import ClipGuide, augment_patches, clip_direction, directional_clip_loss, patch_clip_loss, random_patches, text_embedding
-from .clipstyler import ClipStylerHyperParams, TrainResult, image_prior_loss
+from .clipstyler import ClipStylerHyperParams, TrainResult, fit, image_prior_loss
 from .losses import content_loss
 from .vgg import VGGFeatures
 
@@ -72,13 +71,16 @@ def train_fast_clipstyler(
     crop_size: int = 224,
     seed: int = 0,
     progress: bool = True,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 100,
 ) -> TrainResult:
     """Fit the decoder on random ``crop_size`` patches of ``images`` (each (1, 3, H, W)).
 
     Per step, for a batch x of B patches and y = f(x):
     L = λ_p · mean_i R(l_dir(aug(y_i), x_i), τ) + λ_d · mean_i l_dir(y_i, x_i) + λ_c L_c(y, x) + λ_tv L_tv(y)
     (Kwon & Ye 2022, Sec. 5.1: the same losses, with the training patches as the PatchCLIP patches).
-    Adam at ``hp.lr``; the returned ``output`` is the last batch's stylisation.
+    Adam at ``hp.lr``; the returned ``output`` is the last batch's stylisation. ``checkpoint``:
+    decoder, optimiser, RNG and history saved atomically every ``checkpoint_every`` steps; resumed if present.
     """
     if not images:
         raise ValueError("give at least one training image")
@@ -86,11 +88,9 @@ def train_fast_clipstyler(
     with torch.no_grad():
         t_dir = clip_direction(text_embedding(clip, text), text_embedding(clip, hp.source_text))  # ΔT, (D,)
     opt = torch.optim.Adam(model.decoder.parameters(), lr=hp.lr)
-    history: dict[str, list[float]] = {"total": []}
-    t0 = time.perf_counter()
-    model.decoder.train()
-    y = images[0]
-    for _ in tqdm(range(steps), desc="fast CLIPstyler", disable=not progress):
+    last: list[torch.Tensor] = []
+
+    def step_terms() -> dict[str, torch.Tensor]:
         picks = torch.randint(0, len(images), (batch_size,)).tolist()
         x = torch.cat([random_patches(images[i], 1, crop_size) for i in picks])  # (B, 3, S, S)
         with torch.no_grad():
@@ -98,18 +98,15 @@ def train_fast_clipstyler(
             target = vgg(x)
         y = model(x)
         feats = vgg(y)
-        terms = {
+        last[:] = [y.detach()]
+        return {
             "content": hp.lambda_c * sum(content_loss(feats[n], target[n], reduction="mean") for n in hp.content_layers),
             "patch": hp.lambda_patch * patch_clip_loss(clip.encode_images(augment_patches(y)), src, t_dir, hp.tau),
             "dir": hp.lambda_dir * directional_clip_loss(clip.encode_images(y), src, t_dir),
             "tv": hp.lambda_tv * image_prior_loss(y) / batch_size,
         }
-        total = torch.stack(list(terms.values())).sum()
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        for k, v in terms.items():
-            history.setdefault(k, []).append(v.item())
-        history["total"].append(total.item())
+
+    model.decoder.train()
+    history, lrs, seconds = fit(step_terms, model.decoder, opt, None, steps, checkpoint, checkpoint_every, "fast CLIPstyler", progress)
     model.decoder.eval()
-    return TrainResult(history, time.perf_counter() - t0, y.detach(), steps)
+    return TrainResult(history, seconds, last[0] if last else images[0], steps, lrs)

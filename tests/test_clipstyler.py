@@ -122,3 +122,22 @@ def test_fast_variant_trains_only_the_decoder_and_stylises_any_size(parts) -> No
         assert model(torch.rand(1, 3, 64, 96)).shape == (1, 3, 64, 96)
     with pytest.raises(ValueError, match="relu4_1"):
         FastClipStyler(vgg19_features(["relu3_1"], weights="random"))
+
+
+def test_fast_variant_checkpoint_resumes_to_the_same_history(parts, tmp_path) -> None:
+    clip, vgg, _ = parts
+    images = [torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(3))]
+    encoder = vgg19_features(["relu4_1"], weights="random")
+
+    def fresh() -> FastClipStyler:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return FastClipStyler(encoder)
+
+    kw = dict(batch_size=1, crop_size=32, progress=False, seed=2)
+    full = train_fast_clipstyler(fresh(), images, clip, vgg, "fire", HP, steps=3, **kw)
+    ckpt = tmp_path / "fast.pt"
+    train_fast_clipstyler(fresh(), images, clip, vgg, "fire", HP, steps=2, checkpoint=ckpt, checkpoint_every=1, **kw)
+    resumed = train_fast_clipstyler(fresh(), images, clip, vgg, "fire", HP, steps=3, checkpoint=ckpt, checkpoint_every=1, **kw)
+    assert resumed.history["total"] == pytest.approx(full.history["total"], rel=1e-4)
+    assert torch.allclose(resumed.output, full.output, atol=1e-5)

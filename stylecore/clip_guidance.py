@@ -176,7 +176,12 @@ def load_clip(
     if arch not in open_clip.list_models():
         raise ValueError(f"unknown open_clip architecture {arch!r}; e.g. 'ViT-B-32', or {TINY_CLIP!r} for quick mode")
     name = f"CLIP {arch} ({tag})" if arch != TINY_CLIP else f"CLIP {arch}"
-    path, source, problem = (None, "", "policy 'random'") if policy == "random" or (arch == TINY_CLIP and local_file is None and not os.environ.get(CLIP_ENV)) else _resolve_file(arch, tag, policy, local_file)
+    if policy == "random":
+        path, source, problem = None, "", "policy 'random'"
+    elif arch == TINY_CLIP and local_file is None and not os.environ.get(CLIP_ENV):
+        path, source, problem = None, "", f"{TINY_CLIP} is our quick-mode config: no published weights exist"
+    else:
+        path, source, problem = _resolve_file(arch, tag, policy, local_file)
     if path is None:
         if policy == "pretrained":
             raise WeightsUnavailableError(

@@ -187,6 +187,8 @@ def test_pretrained_offline_says_how_to_get_weights(monkeypatch) -> None:
     monkeypatch.delenv("STYLECORE_CLIP_WEIGHTS", raising=False)
     with pytest.raises(WeightsUnavailableError, match="STYLECORE_CLIP_WEIGHTS"):
         load_clip("ViT-B-32", "openai", weights="pretrained")
+    with pytest.raises(WeightsUnavailableError, match="no published weights"):
+        load_clip(TINY_CLIP, weights="pretrained")
     with pytest.raises(ValueError, match="unknown open_clip architecture"):
         load_clip("ViT-Nope", weights="random")
     with pytest.raises(WeightsUnavailableError, match="no pretrained tag"):

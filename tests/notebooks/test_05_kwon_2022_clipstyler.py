@@ -70,6 +70,7 @@ def test_ablation_sweep_produces_its_grid(out, summary) -> None:
         rec = summary["experiments"][f"ablation {ab.title}"]
         assert ("dir" in rec["final"]) == ab.use_dir and ("patch" in rec["final"]) == ab.use_patch
         assert (out / f"ablation_{letter}.png").exists()
+    assert summary["ablation_grid"] == {x: "this run" for x in letters}
     grid = Image.open(out / "fig6_ablation_grid.png")
     assert grid.width > grid.height * 2  # one row: content + one column per setting
 

@@ -1,0 +1,295 @@
+"""CLIP as a critic: text and image embeddings, and the CLIP losses of CLIPstyler.
+
+Kwon & Ye, "CLIPstyler: Image Style Transfer with a Single Text Condition", CVPR 2022.
+Notebook 05, sections "CLIP space" to "PatchCLIP", derives every loss here; the tests pin
+each one to a naive formula (``tests/test_clip_guidance.py``).
+
+Models come from open_clip through the project's weights policy (:mod:`stylecore.weights`):
+``"pretrained"`` resolves the tag's file (open_clip's own hub download, or a local file),
+``"random"`` builds the same architecture with seeded random weights. ``TINY_CLIP`` is a
+registered open_clip config small enough for quick mode. A random CLIP carries NO text
+meaning: its pictures show the mechanics of the losses, never the paper's results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.transforms import v2
+
+from .data import sha256_file
+from .weights import OFFLINE_ENV, WeightsFallbackWarning, WeightsInfo, WeightsUnavailableError, random_info, resolve_policy
+
+__all__ = [
+    "CLIP_ENV",
+    "TINY_CLIP",
+    "ClipGuide",
+    "augment_patches",
+    "clip_direction",
+    "clip_preprocess",
+    "directional_clip_loss",
+    "global_clip_loss",
+    "load_clip",
+    "patch_clip_loss",
+    "random_patches",
+    "register_tiny_clip",
+    "text_embedding",
+    "threshold_rejection",
+]
+
+CLIP_ENV = "STYLECORE_CLIP_WEIGHTS"  # local-file override of the CLIP checkpoint
+Augmentation = Literal["perspective", "affine", "none"]
+
+#: A 2-layer ViT/text transformer, 64 px input: the real open_clip ``CLIP`` class, tiny.
+TINY_CLIP = "stylecore-tiny-ViT"
+_TINY_CONFIG = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+def register_tiny_clip() -> str:
+    """Register :data:`TINY_CLIP` with open_clip's config mechanism (idempotent); returns its name."""
+    import open_clip
+
+    if TINY_CLIP not in open_clip.list_models():
+        folder = Path(tempfile.gettempdir()) / f"stylecore_open_clip_configs_{os.getuid() if hasattr(os, 'getuid') else 0}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{TINY_CLIP}.json"
+        path.write_text(json.dumps(_TINY_CONFIG), encoding="utf-8")
+        open_clip.add_model_config(path)
+    return TINY_CLIP
+
+
+class ClipGuide(nn.Module):
+    """A frozen open_clip model with differentiable preprocessing and its tokenizer.
+
+    ``encode_images``: (B, 3, H, W) in [0, 1] -> (B, D) unit vectors; gradients flow to the images.
+    ``encode_texts``: list of N strings -> (N, D) unit vectors.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Callable, weights_info: WeightsInfo, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.weights_info = weights_info
+        size = model.visual.image_size
+        self.image_size: int = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> "ClipGuide":  # frozen: always eval
+        return super().train(False)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        x = clip_preprocess(images, self.image_size, self.mean, self.std)
+        return F.normalize(self.model.encode_image(x), dim=-1)
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        tokens = self.tokenizer(list(texts)).to(self.mean.device)
+        return F.normalize(self.model.encode_text(tokens), dim=-1)
+
+
+def clip_preprocess(images: torch.Tensor, size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """CLIP's resize + normalisation done in torch so gradients reach the pixels: (B,3,H,W) -> (B,3,size,size).
+
+    Notes: CLIP's PIL pipeline resizes the short side and centre-crops; like the authors' code
+    we resize the whole (square) patch bicubically, which keeps every pixel in the gradient.
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images of shape (B, 3, H, W) in [0, 1], got {tuple(images.shape)}")
+    if images.shape[-2:] != (size, size):
+        images = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False)
+    return (images - mean) / std
+
+
+def _clip_random(arch: str, seed: int, device: str | torch.device) -> nn.Module:
+    import open_clip
+
+    import logging
+
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(logging.ERROR)  # open_clip logs "initialized randomly" at WARNING; our label says it
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return open_clip.create_model(arch, pretrained=None, device=device)
+    finally:
+        root.setLevel(level)
+
+
+def _resolve_file(arch: str, tag: str, policy: str, local_file: str | os.PathLike[str] | None) -> tuple[str | None, str, str | None]:
+    """(path, source, problem): the checkpoint file for (arch, tag), or None and why not."""
+    import open_clip
+
+    local = local_file if local_file is not None else os.environ.get(CLIP_ENV) or None
+    if local is not None:
+        if not Path(local).is_file():
+            raise WeightsUnavailableError(f"local CLIP weights file {local} does not exist (from {'argument' if local_file else '$' + CLIP_ENV})")
+        return str(local), "local file", None
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not cfg:
+        raise WeightsUnavailableError(f"open_clip knows no pretrained tag {tag!r} for {arch!r}; known: {open_clip.list_pretrained_tags_by_model(arch)}")
+    if os.environ.get(OFFLINE_ENV) == "1":
+        return None, "", f"${OFFLINE_ENV}=1"
+    try:
+        return open_clip.pretrained.download_pretrained(cfg), "open_clip hub download/cache", None
+    except Exception as exc:  # network errors come as many types (requests, huggingface_hub, OSError)
+        return None, "", f"{type(exc).__name__}: {exc}"
+
+
+def load_clip(
+    arch: str = "ViT-B-32",
+    tag: str = "openai",
+    weights: str | None = None,
+    local_file: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> ClipGuide:
+    """An open_clip model by (architecture, pretrained tag) under the weights policy.
+
+    Default: ViT-B-32 with OpenAI's weights, as in Kwon & Ye 2022 (Sec. 4). ``arch=TINY_CLIP``
+    builds the quick-mode config (random weights only). A local file (argument or
+    ``$STYLECORE_CLIP_WEIGHTS``) must be an open_clip state dict (``torch.save(model.state_dict())``,
+    ``.bin``/``.pt``/``.safetensors``) and goes through ``open_clip.create_model(arch, pretrained=file)``.
+
+    Raises:
+        WeightsUnavailableError: policy "pretrained" and no weights, or a file that does not fit.
+        ValueError: unknown architecture or policy.
+    """
+    import open_clip
+
+    policy = resolve_policy(weights)
+    if arch == TINY_CLIP:
+        register_tiny_clip()
+    if arch not in open_clip.list_models():
+        raise ValueError(f"unknown open_clip architecture {arch!r}; e.g. 'ViT-B-32', or {TINY_CLIP!r} for quick mode")
+    name = f"CLIP {arch} ({tag})" if arch != TINY_CLIP else f"CLIP {arch}"
+    if policy == "random":
+        path, source, problem = None, "", "policy 'random'"
+    elif arch == TINY_CLIP and local_file is None and not os.environ.get(CLIP_ENV):
+        path, source, problem = None, "", f"{TINY_CLIP} is our quick-mode config: no published weights exist"
+    else:
+        path, source, problem = _resolve_file(arch, tag, policy, local_file)
+    if path is None:
+        if policy == "pretrained":
+            raise WeightsUnavailableError(
+                f"pretrained CLIP weights for {arch}/{tag} are not available ({problem}). To fix: run once with network access "
+                f"(open_clip caches the download), or save the checkpoint and point ${CLIP_ENV} or local_file=... at it; "
+                "or use weights='random' (the same architecture, random weights, no text meaning)."
+            )
+        if policy == "auto" and arch != TINY_CLIP:
+            warnings.warn(f"{name}: pretrained weights unavailable ({problem}); using RANDOM weights, which carry no text meaning.", WeightsFallbackWarning, stacklevel=2)
+        model, info = _clip_random(arch, seed, device), random_info(name, seed)
+    else:
+        quick_gelu = bool(open_clip.get_pretrained_cfg(arch, tag).get("quick_gelu", False))  # OpenAI weights were trained with QuickGELU
+        try:
+            model = open_clip.create_model(arch, pretrained=path, device=device, force_quick_gelu=quick_gelu)
+        except RuntimeError as exc:
+            raise WeightsUnavailableError(f"{path} does not fit the open_clip {arch} architecture: {str(exc)[:400]}") from None
+        info = WeightsInfo(name, source, sha256_file(path), location=path)
+    mean = getattr(model.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
+    std = getattr(model.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
+    return ClipGuide(model, open_clip.get_tokenizer(arch), info, mean, std).to(device)
+
+
+def text_embedding(guide: ClipGuide, text: str, templates: Sequence[Callable[[str], str]] | None = None) -> torch.Tensor:
+    """Prompt ensembling: E_T(t) = normalise(mean_k normalise(CLIP_text(template_k(t)))), shape (D,).
+
+    Radford et al. 2021, Sec. 3.1.4; the authors' code uses the 80 ImageNet templates
+    (``open_clip.OPENAI_IMAGENET_TEMPLATES``), the default here. ``templates=()`` means the bare text.
+    """
+    import open_clip
+
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"text must be a non-empty string, got {text!r}")
+    templates = open_clip.OPENAI_IMAGENET_TEMPLATES if templates is None else templates
+    prompts = [t(text) for t in templates] or [text]
+    return F.normalize(guide.encode_texts(prompts).mean(0), dim=-1)
+
+
+def clip_direction(target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Unit direction between embeddings: Δ = (E(target) − E(source)) / ‖·‖, shapes broadcast over (…, D)."""
+    return F.normalize(F.normalize(target, dim=-1) - F.normalize(source, dim=-1), dim=-1)
+
+
+def global_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+    """Global CLIP loss L_global = 1 − cos(E_I(f(I_c)), E_T(t_sty)) (Kwon & Ye 2022, Eq. 1), mean over B.
+
+    Shapes: ``image_emb`` (B, D), ``text_emb`` (D,) -> scalar.
+    """
+    return (1 - F.cosine_similarity(image_emb, text_emb.expand_as(image_emb), dim=-1)).mean()
+
+
+def directional_clip_loss(image_emb: torch.Tensor, source_image_emb: torch.Tensor, text_direction: torch.Tensor, reduction: Literal["mean", "none"] = "mean") -> torch.Tensor:
+    """Directional CLIP loss (Kwon & Ye 2022, Eq. 2; Gal et al. 2021).
+
+        ΔT = E_T(t_sty) − E_T(t_src),   ΔI = E_I(f(I_c)) − E_I(I_c),   L_dir = 1 − ΔI·ΔT / (|ΔI| |ΔT|)
+
+    Shapes: ``image_emb`` (B, D), ``source_image_emb`` (1 or B, D), ``text_direction`` (D,) ->
+    scalar (``"mean"``) or (B,) (``"none"``).
+    """
+    delta_i = clip_direction(image_emb, source_image_emb)  # (B, D)
+    loss = 1 - F.cosine_similarity(delta_i, text_direction.expand_as(delta_i), dim=-1)  # (B,)
+    return loss.mean() if reduction == "mean" else loss
+
+
+def threshold_rejection(losses: torch.Tensor, tau: float) -> torch.Tensor:
+    """R(s, τ) = 0 if s ≤ τ else s, elementwise (Kwon & Ye 2022, Eq. 4).
+
+    Notes: the authors' code zeroes ``s < τ`` (strictly); at exactly s = τ the two differ.
+    """
+    return torch.where(losses <= tau, torch.zeros_like(losses), losses)
+
+
+def patch_clip_loss(patch_emb: torch.Tensor, source_image_emb: torch.Tensor, text_direction: torch.Tensor, tau: float | None = 0.7) -> torch.Tensor:
+    """PatchCLIP loss: L_patch = 1/N Σ_i R(l_dir(aug(crop_i(f(I_c)))), τ) (Kwon & Ye 2022, Eq. 3-4).
+
+    Shapes: ``patch_emb`` (N, D) of the augmented crops, ``source_image_emb`` (1, D) of the
+    whole content image (as in the authors' code), ``text_direction`` (D,) -> scalar.
+    ``tau=None`` switches rejection off (ablation (c)).
+    """
+    per_patch = directional_clip_loss(patch_emb, source_image_emb, text_direction, reduction="none")  # (N,)
+    return (per_patch if tau is None else threshold_rejection(per_patch, tau)).mean()
+
+
+def random_patches(image: torch.Tensor, n: int, size: int) -> torch.Tensor:
+    """n random square crops of side ``size`` from a (1, 3, H, W) image -> (n, 3, size, size), differentiable."""
+    _, _, h, w = image.shape
+    if size > min(h, w):
+        raise ValueError(f"patch size {size} is larger than the image ({h}×{w}); lower patch_size or enlarge the image")
+    tops = torch.randint(0, h - size + 1, (n,)).tolist()
+    lefts = torch.randint(0, w - size + 1, (n,)).tolist()
+    return torch.cat([image[:, :, t : t + size, s : s + size] for t, s in zip(tops, lefts)])
+
+
+def augment_patches(patches: torch.Tensor, augmentation: Augmentation = "perspective") -> torch.Tensor:
+    """Random augmentation of each crop independently, gradients kept: (N, 3, S, S) -> (N, 3, S, S).
+
+    ``"perspective"``: RandomPerspective(distortion_scale=0.5, p=1, fill=0) as in the authors'
+    code (Kwon & Ye 2022, Sec. 3.2); ``"affine"``: RandomAffine(30°, scale 0.8-1.2, shear 15°),
+    the paper's ablation (e); ``"none"``: ablation (d).
+
+    Notes: ``fill=None`` (grid_sample's zero padding) instead of the authors' ``fill=0``: the
+    same black border, but torchvision's fill path writes in place and would break autograd.
+    """
+    if augmentation == "none":
+        return patches
+    if augmentation == "perspective":
+        t = v2.RandomPerspective(distortion_scale=0.5, p=1.0, fill=None)  # type: ignore[arg-type]
+    elif augmentation == "affine":
+        t = v2.RandomAffine(degrees=30, scale=(0.8, 1.2), shear=15, fill=None)  # type: ignore[arg-type]
+    else:
+        raise ValueError(f"augmentation must be 'perspective', 'affine' or 'none', got {augmentation!r}")
+    return torch.cat([t(p.unsqueeze(0)) for p in patches])  # per-crop random parameters

@@ -1,0 +1,201 @@
+"""CLIP losses against naive formulas; loading an open_clip state dict through the real code path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from stylecore.clip_guidance import (
+    TINY_CLIP,
+    augment_patches,
+    clip_direction,
+    clip_preprocess,
+    directional_clip_loss,
+    global_clip_loss,
+    load_clip,
+    patch_clip_loss,
+    random_patches,
+    text_embedding,
+    threshold_rejection,
+)
+from stylecore.weights import WeightsUnavailableError
+
+
+def _unit(v: list[float]) -> list[float]:
+    n = math.sqrt(sum(x * x for x in v))
+    return [x / n for x in v]
+
+
+def _naive_dir_loss(img: list[float], src: list[float], txt_dir: list[float]) -> float:
+    img, src = _unit(img), _unit(src)
+    d = _unit([a - b for a, b in zip(img, src)])
+    t = _unit(txt_dir)
+    return 1.0 - sum(a * b for a, b in zip(d, t))
+
+
+@pytest.fixture(scope="module")
+def tiny() -> object:
+    return load_clip(TINY_CLIP, weights="random", seed=0)
+
+
+def test_global_clip_loss_matches_naive() -> None:
+    g = torch.Generator().manual_seed(0)
+    img, txt = torch.randn(5, 7, generator=g, dtype=torch.float64), torch.randn(7, generator=g, dtype=torch.float64)
+    desired = sum(1 - sum(a * b for a, b in zip(_unit(row.tolist()), _unit(txt.tolist()))) for row in img) / 5
+    assert global_clip_loss(img, txt).item() == pytest.approx(desired, abs=1e-12)
+
+
+def test_directional_clip_loss_matches_naive() -> None:
+    g = torch.Generator().manual_seed(1)
+    img, src = torch.randn(6, 8, generator=g, dtype=torch.float64), torch.randn(1, 8, generator=g, dtype=torch.float64)
+    t_sty, t_src = torch.randn(8, generator=g, dtype=torch.float64), torch.randn(8, generator=g, dtype=torch.float64)
+    t_dir = clip_direction(t_sty, t_src)
+    naive_t = [a - b for a, b in zip(_unit(t_sty.tolist()), _unit(t_src.tolist()))]
+    desired = [_naive_dir_loss(row.tolist(), src[0].tolist(), naive_t) for row in img]
+    actual = directional_clip_loss(img, src, t_dir, reduction="none")
+    assert torch.allclose(actual, torch.tensor(desired, dtype=torch.float64), atol=1e-12)
+    assert directional_clip_loss(img, src, t_dir).item() == pytest.approx(sum(desired) / 6, abs=1e-12)
+
+
+def test_directional_loss_is_zero_along_the_text_direction() -> None:
+    src = torch.tensor([[1.0, 0.0, 0.0]])
+    t_dir = torch.tensor([0.0, 1.0, 0.0])
+    moved = torch.tensor([[1.0, 1.0, 0.0]])  # ΔI ∝ (−0.29, 0.71, 0) after normalisation: not parallel
+    along = torch.tensor([[0.0, 1.0, 0.0]])  # ΔI ∝ (−1, 1, 0)
+    assert directional_clip_loss(moved, src, t_dir) > 0
+    assert directional_clip_loss(along, src, t_dir).item() == pytest.approx(1 - 1 / math.sqrt(2), abs=1e-6)
+
+
+def test_threshold_rejection_zeroes_exactly_patches_at_or_below_tau() -> None:
+    s = torch.tensor([0.1, 0.69, 0.7, 0.7000001, 0.95, 1.3])
+    out = threshold_rejection(s, 0.7)
+    for before, after in zip(s.tolist(), out.tolist()):
+        assert after == (0.0 if before <= 0.7 else before)
+    assert out[2].item() == 0.0 and out[3].item() == s[3].item()
+
+
+def test_patch_clip_loss_is_mean_of_rejected_directional_losses() -> None:
+    g = torch.Generator().manual_seed(2)
+    img, src, t_dir = torch.randn(16, 8, generator=g, dtype=torch.float64), torch.randn(1, 8, generator=g, dtype=torch.float64), torch.randn(8, generator=g, dtype=torch.float64)
+    per = [_naive_dir_loss(row.tolist(), src[0].tolist(), t_dir.tolist()) for row in img]
+    tau = sorted(per)[8]  # about half the patches rejected, one exactly at τ
+    desired = sum(p for p in per if p > tau) / 16
+    assert patch_clip_loss(img, src, F_normalize(t_dir), tau).item() == pytest.approx(desired, abs=1e-12)
+    assert patch_clip_loss(img, src, F_normalize(t_dir), None).item() == pytest.approx(sum(per) / 16, abs=1e-12)
+
+
+def F_normalize(v: torch.Tensor) -> torch.Tensor:
+    return v / v.norm()
+
+
+def test_text_embedding_is_normalised_mean_of_normalised_template_embeddings(tiny) -> None:
+    templates = [lambda c: f"a photo of {c}.", lambda c: f"a painting of {c}.", lambda c: f"{c}"]
+    rows = []
+    for t in templates:
+        tokens = tiny.tokenizer([t("fire")])
+        e = tiny.model.encode_text(tokens)[0]
+        rows.append(e / e.norm())
+    mean = torch.stack(rows).mean(0)
+    desired = mean / mean.norm()
+    actual = text_embedding(tiny, "fire", templates)
+    assert actual.shape == (64,)
+    assert torch.allclose(actual, desired, atol=1e-6)
+    assert text_embedding(tiny, "fire").shape == (64,)  # the 80 OpenAI ImageNet templates
+    with pytest.raises(ValueError, match="non-empty"):
+        text_embedding(tiny, "  ")
+
+
+def test_clip_preprocess_normalises_and_resizes(tiny) -> None:
+    x = torch.rand(2, 3, 64, 64)
+    desired = (x - torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)) / torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    assert torch.allclose(clip_preprocess(x, 64, tiny.mean, tiny.std), desired, atol=1e-6)
+    assert clip_preprocess(torch.rand(1, 3, 40, 50), 64, tiny.mean, tiny.std).shape == (1, 3, 64, 64)
+    with pytest.raises(ValueError, match="B, 3, H, W"):
+        clip_preprocess(torch.rand(3, 64, 64), 64, tiny.mean, tiny.std)
+
+
+def test_image_embeddings_pass_gradients_to_pixels(tiny) -> None:
+    x = torch.rand(1, 3, 80, 80, requires_grad=True)
+    e = tiny.encode_images(augment_patches(random_patches(x, 4, 48), "perspective"))
+    assert e.shape == (4, 64) and torch.allclose(e.norm(dim=-1), torch.ones(4), atol=1e-5)
+    e.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind", ["perspective", "affine"])
+def test_augmentation_keeps_gradients_gradcheck(kind: str) -> None:
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+
+    def f(inp: torch.Tensor) -> torch.Tensor:
+        torch.manual_seed(3)  # the same random warp on every call
+        return augment_patches(inp, kind)
+
+    assert not torch.equal(f(x), x)
+    assert torch.autograd.gradcheck(f, (x,), atol=1e-6)
+
+
+def test_augmentation_rejects_unknown_kind() -> None:
+    with pytest.raises(ValueError, match="perspective"):
+        augment_patches(torch.rand(1, 3, 8, 8), "flip")  # type: ignore[arg-type]
+
+
+def test_random_patches_are_windows_of_the_image() -> None:
+    img = torch.arange(3 * 10 * 12, dtype=torch.float32).view(1, 3, 10, 12)
+    patches = random_patches(img, 5, 4)
+    assert patches.shape == (5, 3, 4, 4)
+    for p in patches:
+        top, left = divmod(int(p[0, 0, 0].item()), 12)
+        assert torch.equal(p, img[0, :, top : top + 4, left : left + 4])
+    with pytest.raises(ValueError, match="patch size"):
+        random_patches(img, 1, 11)
+
+
+def test_local_open_clip_state_dict_loads_through_create_model(tmp_path, tiny) -> None:
+    import open_clip
+
+    with torch.random.fork_rng():
+        torch.manual_seed(123)
+        source = open_clip.create_model(TINY_CLIP)
+    path = tmp_path / "open_clip_pytorch_model.bin"  # the file name open_clip's hub checkpoints use
+    torch.save(source.state_dict(), path)
+    guide = load_clip(TINY_CLIP, weights="pretrained", local_file=path)
+    assert guide.weights_info.source == "local file" and guide.weights_info.pretrained
+    loaded = guide.model.state_dict()
+    assert loaded.keys() == source.state_dict().keys()
+    assert all(torch.equal(loaded[k], v) for k, v in source.state_dict().items())
+    assert not torch.equal(loaded["visual.conv1.weight"], tiny.model.state_dict()["visual.conv1.weight"])
+    # a training checkpoint ({"state_dict": {"module." + key: …}}) goes through the same open_clip loader
+    wrapped = tmp_path / "epoch_1.pt"
+    torch.save({"epoch": 1, "state_dict": {"module." + k: v for k, v in source.state_dict().items()}}, wrapped)
+    again = load_clip(TINY_CLIP, weights="auto", local_file=wrapped).model.state_dict()
+    assert all(torch.equal(again[k], v) for k, v in source.state_dict().items())
+
+
+def test_state_dict_of_another_architecture_is_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "wrong.bin"
+    torch.save({"visual.conv1.weight": torch.zeros(1)}, path)
+    with pytest.raises(WeightsUnavailableError, match="does not fit"):
+        load_clip(TINY_CLIP, weights="pretrained", local_file=path)
+    with pytest.raises(WeightsUnavailableError, match="does not exist"):
+        load_clip(TINY_CLIP, weights="pretrained", local_file=tmp_path / "missing.bin")
+
+
+def test_pretrained_offline_says_how_to_get_weights(monkeypatch) -> None:
+    monkeypatch.setenv("STYLECORE_OFFLINE", "1")
+    monkeypatch.delenv("STYLECORE_CLIP_WEIGHTS", raising=False)
+    with pytest.raises(WeightsUnavailableError, match="STYLECORE_CLIP_WEIGHTS"):
+        load_clip("ViT-B-32", "openai", weights="pretrained")
+    with pytest.raises(WeightsUnavailableError, match="no published weights"):
+        load_clip(TINY_CLIP, weights="pretrained")
+    with pytest.raises(ValueError, match="unknown open_clip architecture"):
+        load_clip("ViT-Nope", weights="random")
+    with pytest.raises(WeightsUnavailableError, match="no pretrained tag"):
+        load_clip("ViT-B-32", "no-such-tag", weights="pretrained")
+
+
+def test_random_weights_are_seeded_and_labelled() -> None:
+    a, b = load_clip(TINY_CLIP, weights="random", seed=5), load_clip(TINY_CLIP, weights="random", seed=5)
+    assert all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters()))
+    assert "RANDOM" in a.weights_info.label and "tiny" in a.weights_info.label

@@ -1,0 +1,143 @@
+"""CLIPstyler network, total loss, ablations, training schedule, checkpoint/resume, fast variant."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylecore.clip_guidance import TINY_CLIP, load_clip
+from stylecore.clipstyler import ABLATIONS, AUTHORS_CODE, PAPER, ClipStylerLoss, StyleNet, ablation_titles, image_prior_loss, train_clipstyler, with_overrides
+from stylecore.fast_clipstyler import FastClipStyler, train_fast_clipstyler
+from stylecore.vgg import vgg19_features
+
+HP = with_overrides(AUTHORS_CODE, patch_size=24, n_patches=4, lr_step=3)
+
+
+@pytest.fixture(scope="module")
+def parts() -> tuple:
+    clip = load_clip(TINY_CLIP, weights="random")
+    vgg = vgg19_features(HP.content_layers, weights="random")
+    content = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0))
+    return clip, vgg, content
+
+
+def test_image_prior_loss_matches_naive_loop() -> None:
+    x = torch.rand(1, 2, 4, 5, dtype=torch.float64)
+    sums = [0.0, 0.0, 0.0, 0.0]
+    for c in range(2):
+        for i in range(4):
+            for j in range(5):
+                if j + 1 < 5:
+                    sums[0] += (x[0, c, i, j] - x[0, c, i, j + 1]).item() ** 2
+                if i + 1 < 4:
+                    sums[1] += (x[0, c, i, j] - x[0, c, i + 1, j]).item() ** 2
+                if i + 1 < 4 and j + 1 < 5:
+                    sums[2] += (x[0, c, i + 1, j] - x[0, c, i, j + 1]).item() ** 2
+                    sums[3] += (x[0, c, i, j] - x[0, c, i + 1, j + 1]).item() ** 2
+    assert image_prior_loss(x).item() == pytest.approx(sum(s**0.5 for s in sums), rel=1e-12)
+
+
+def test_style_net_shape_range_and_errors() -> None:
+    net = StyleNet()
+    y = net(torch.rand(2, 3, 24, 32))
+    assert y.shape == (2, 3, 24, 32) and 0 < y.min() and y.max() < 1
+    with pytest.raises(ValueError, match="multiples of 8"):
+        net(torch.rand(1, 3, 30, 32))
+
+
+def test_presets_record_their_sources_and_paper_settings() -> None:
+    for hp in (PAPER, AUTHORS_CODE):
+        assert hp.source and hp.lr == 5e-4 and hp.steps == 200 and hp.lr_step == 100 and hp.lr_gamma == 0.5
+        assert (hp.patch_size, hp.n_patches, hp.tau, hp.source_text) == (128, 64, 0.7, "a Photo")
+    assert (AUTHORS_CODE.lambda_dir, AUTHORS_CODE.lambda_patch, AUTHORS_CODE.lambda_c, AUTHORS_CODE.lambda_tv) == (500, 9000, 150, 2e-3)
+
+
+@pytest.mark.parametrize("letter", sorted(ABLATIONS))
+def test_ablation_terms(parts, letter: str) -> None:
+    clip, vgg, content = parts
+    ab = ABLATIONS[letter]
+    terms = ClipStylerLoss(clip, vgg, content, "fire", HP, ab)(content.clone())
+    assert ("dir" in terms) == ab.use_dir and ("patch" in terms) == ab.use_patch
+    assert {"content", "tv"} <= terms.keys()
+    assert terms["content"].item() == 0.0  # f(I_c) = I_c has no content loss
+    if ab.use_dir:  # ΔI = 0 -> normalise(0) = 0 -> cos = 0 -> loss 1
+        assert terms["dir"].item() == pytest.approx(HP.lambda_dir, rel=1e-5)
+    with pytest.raises(ValueError, match="unknown ablation"):
+        ablation_titles(["z"])
+
+
+def test_batched_and_per_crop_clip_calls_agree(parts) -> None:
+    clip, vgg, content = parts
+    out = torch.rand_like(content)
+    losses = [ClipStylerLoss(clip, vgg, content, "fire", HP, ABLATIONS["c"], batched=b) for b in (True, False)]
+    torch.manual_seed(7)
+    a = losses[0](out)
+    torch.manual_seed(7)
+    b = losses[1](out)
+    assert torch.allclose(a["patch"], b["patch"], rtol=1e-4)
+
+
+def test_content_layers_must_be_in_the_extractor(parts) -> None:
+    clip, _, content = parts
+    with pytest.raises(ValueError, match="content layers"):
+        ClipStylerLoss(clip, vgg19_features(["relu1_1"], weights="random"), content, "fire", HP)
+
+
+def test_training_halves_lr_after_optimizer_and_resumes(parts, tmp_path) -> None:
+    clip, vgg, content = parts
+    loss = ClipStylerLoss(clip, vgg, content, "fire", HP)
+    torch.manual_seed(0)
+    net_a = StyleNet(width=8)
+    init = {k: v.clone() for k, v in net_a.state_dict().items()}
+    full = train_clipstyler(net_a, content, loss, steps=6, progress=False, seed=1)
+    assert full.lr == [5e-4] * 3 + [2.5e-4] * 3  # StepLR(3, 0.5) stepped after each optimiser step
+    assert set(full.history) == {"total", "content", "patch", "dir", "tv"} and all(len(v) == 6 for v in full.history.values())
+
+    ckpt = tmp_path / "clipstyler.pt"
+    net_b = StyleNet(width=8)
+    net_b.load_state_dict(init)
+    part = train_clipstyler(net_b, content, loss, steps=4, checkpoint=ckpt, checkpoint_every=2, progress=False, seed=1)
+    assert part.steps_done == 4 and ckpt.exists()
+    net_c = StyleNet(width=8)
+    net_c.load_state_dict(init)
+    resumed = train_clipstyler(net_c, content, loss, steps=6, checkpoint=ckpt, checkpoint_every=2, progress=False, seed=1)
+    assert resumed.lr == full.lr
+    assert resumed.history["total"] == pytest.approx(full.history["total"], rel=1e-4)
+    assert torch.allclose(resumed.output, full.output, atol=1e-5)
+    with pytest.raises(ValueError, match="positive int"):
+        train_clipstyler(net_c, content, loss, steps=0)
+
+
+def test_fast_variant_trains_only_the_decoder_and_stylises_any_size(parts) -> None:
+    clip, vgg, _ = parts
+    model = FastClipStyler(vgg19_features(["relu4_1"], weights="random"))
+    enc = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    dec = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    images = [torch.rand(1, 3, 40, 48), torch.rand(1, 3, 48, 40)]
+    result = train_fast_clipstyler(model, images, clip, vgg, "fire", HP, steps=2, batch_size=2, crop_size=32, progress=False)
+    assert all(torch.equal(v, model.encoder.state_dict()[k]) for k, v in enc.items())
+    assert any(not torch.equal(v, model.decoder.state_dict()[k]) for k, v in dec.items())
+    assert set(result.history) == {"total", "content", "patch", "dir", "tv"}
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 64, 96)).shape == (1, 3, 64, 96)
+    with pytest.raises(ValueError, match="relu4_1"):
+        FastClipStyler(vgg19_features(["relu3_1"], weights="random"))
+
+
+def test_fast_variant_checkpoint_resumes_to_the_same_history(parts, tmp_path) -> None:
+    clip, vgg, _ = parts
+    images = [torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(3))]
+    encoder = vgg19_features(["relu4_1"], weights="random")
+
+    def fresh() -> FastClipStyler:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return FastClipStyler(encoder)
+
+    kw = dict(batch_size=1, crop_size=32, progress=False, seed=2)
+    full = train_fast_clipstyler(fresh(), images, clip, vgg, "fire", HP, steps=3, **kw)
+    ckpt = tmp_path / "fast.pt"
+    train_fast_clipstyler(fresh(), images, clip, vgg, "fire", HP, steps=2, checkpoint=ckpt, checkpoint_every=1, **kw)
+    resumed = train_fast_clipstyler(fresh(), images, clip, vgg, "fire", HP, steps=3, checkpoint=ckpt, checkpoint_every=1, **kw)
+    assert resumed.history["total"] == pytest.approx(full.history["total"], rel=1e-4)
+    assert torch.allclose(resumed.output, full.output, atol=1e-5)

@@ -4,6 +4,9 @@ One concept per module: ``images`` (I/O), ``data`` (sample images), ``weights`` 
 pretrained weights come from), ``vgg`` (features by layer name), ``losses`` (pure loss
 functions), ``optim`` (pixel optimisation), ``gatys`` (Gatys et al. 2016 presets and loss),
 ``plots`` and ``widgets`` (figures and live ablations), ``run`` (output folders and summaries).
+Per paper: ``matting``, ``masks``, ``color_transfer``, ``dpst`` (Luan et al. 2017); ``cin``,
+``feedforward`` (Dumoulin et al. 2017); ``clip_guidance``, ``clipstyler``, ``fast_clipstyler``
+(Kwon & Ye 2022).
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -17,20 +15,8 @@ STEM = "05_kwon_2022_clipstyler"
 
 
 @pytest.fixture(scope="module")
-def out(executed_notebook, tmp_path_factory):
-    # Work-around: conftest's fixture does not create <base>/<stem>/ before papermill writes the
-    # executed notebook there (FileNotFoundError). We pick the base, create the folder, restore the env.
-    old = os.environ.get("STYLECORE_NB_OUT")
-    base = Path(old or tmp_path_factory.mktemp("nb05"))
-    (base / STEM).mkdir(parents=True, exist_ok=True)
-    os.environ["STYLECORE_NB_OUT"] = str(base)
-    try:
-        return executed_notebook(STEM)
-    finally:
-        if old is None:
-            del os.environ["STYLECORE_NB_OUT"]
-        else:
-            os.environ["STYLECORE_NB_OUT"] = old
+def out(executed_notebook):
+    return executed_notebook(STEM)
 
 
 @pytest.fixture(scope="module")

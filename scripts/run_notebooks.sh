@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 OUT=$(mkdir -p "${1:-outputs}" && cd "${1:-outputs}" && pwd)
-export STYLECORE_DATA_DIR=${STYLECORE_DATA_DIR:-$( [ -d ../shared/data ] && cd ../shared/data && pwd || echo "")}
+if [ -z "${STYLECORE_DATA_DIR:-}" ] && [ -d ../shared/data ]; then export STYLECORE_DATA_DIR=$(cd ../shared/data && pwd); fi
 export TQDM_MININTERVAL=${TQDM_MININTERVAL:-10}
 for nb in notebooks/*.ipynb; do
   stem=$(basename "$nb" .ipynb)

@@ -3,13 +3,18 @@
 Quick-mode parameters for ``notebooks/<stem>.ipynb`` live in ``params/<stem>.json``
 (the same values ``scripts/run_notebooks.sh`` and the nbval pass use). Tests ask for the
 output folder of a run with ``executed_notebook("<stem>")``; a notebook runs at most once.
+
+The run is hermetic and offline by design: the kernel gets an empty torch hub folder, no
+weights overrides and ``STYLECORE_OFFLINE=1``, so on any machine quick mode uses random
+weights and the tests can assert exactly that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +31,19 @@ def quick_parameters(stem: str) -> dict:
     return json.loads(path.read_text())
 
 
+@contextlib.contextmanager
+def _offline_env(torch_home: Path) -> Iterator[None]:
+    saved = dict(os.environ)
+    for var in ("STYLECORE_WEIGHTS", "STYLECORE_VGG19_WEIGHTS", "STYLECORE_CLIP_WEIGHTS"):
+        os.environ.pop(var, None)
+    os.environ.update(TORCH_HOME=str(torch_home), STYLECORE_OFFLINE="1")
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def executed_notebook(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     import papermill as pm
@@ -38,14 +56,15 @@ def executed_notebook(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str
             out = base / stem
             out.mkdir(parents=True, exist_ok=True)
             params = {**quick_parameters(stem), "output_dir": str(out / "outputs"), "interactive": False}
-            pm.execute_notebook(
-                str(NOTEBOOKS / f"{stem}.ipynb"),
-                str(out / f"{stem}.ipynb"),
-                parameters=params,
-                kernel_name="python3",
-                cwd=str(NOTEBOOKS),
-                progress_bar=False,
-            )
+            with _offline_env(out / "torch-home"):
+                pm.execute_notebook(
+                    str(NOTEBOOKS / f"{stem}.ipynb"),
+                    str(out / f"{stem}.ipynb"),
+                    parameters=params,
+                    kernel_name="python3",
+                    cwd=str(NOTEBOOKS),
+                    progress_bar=False,
+                )
             done[stem] = out / "outputs"
         return done[stem]
 

@@ -129,7 +129,9 @@ class GatysLoss:
         self.extractor, self.hp = extractor, hp
         with torch.no_grad():
             self.content_targets = {k: v for k, v in extractor(content).items() if k in hp.content_layers} if content is not None else {}
-            self.style_grams = {k: gram_matrix(v) for k, v in extractor(style).items() if k in hp.style_layers} if style is not None else {}
+            style_feats = {k: v for k, v in extractor(style).items() if k in hp.style_layers} if style is not None else {}
+            self.style_grams = {k: gram_matrix(v) for k, v in style_feats.items()}  # A^l, Eq. 3
+            self.style_positions = {k: v.shape[-2] * v.shape[-1] for k, v in style_feats.items()}  # M_l of the style image
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = self.extractor(x)
@@ -139,7 +141,7 @@ class GatysLoss:
             l_content = sum(w * content_loss(feats[k], self.content_targets[k], hp.content_reduction) for k, w in hp.content_layers.items())
             terms["content"] = hp.alpha * l_content
         if self.style_grams:
-            terms["style"] = hp.beta * style_loss(feats, self.style_grams, hp.style_layers)
+            terms["style"] = hp.beta * style_loss(feats, self.style_grams, hp.style_layers, self.style_positions)
         if hp.tv_weight:
             terms["tv"] = hp.tv_weight * total_variation(x)
         if not terms:

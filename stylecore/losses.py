@@ -43,6 +43,30 @@ def content_loss(features: torch.Tensor, target: torch.Tensor, reduction: Litera
     raise ValueError(f"reduction must be 'paper' or 'mean', got {reduction!r}")
 
 
+class _Gram(torch.autograd.Function):
+    """G = F Fᵀ with a lean backward: ∂L/∂F = (∂L/∂G + ∂L/∂Gᵀ) F in one matmul.
+
+    Autograd's own backward of ``flat @ flat.transpose(1, 2)`` produces two (B, N, M) gradients
+    (one through the transpose) and adds them out of place; here the (B, N, N) sum is formed
+    first, so the only large tensor the backward writes is the result.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, flat: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(flat)
+        ctx.scale = scale
+        gram = torch.bmm(flat, flat.transpose(1, 2))  # (B, N, N)
+        return gram.mul_(scale) if scale != 1.0 else gram
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad_gram: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (flat,) = ctx.saved_tensors
+        sym = grad_gram + grad_gram.transpose(1, 2)  # (B, N, N), small
+        if ctx.scale != 1.0:
+            sym = sym * ctx.scale
+        return torch.bmm(sym, flat), None  # (B, N, M)
+
+
 def gram_matrix(features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
     """Gram matrix of feature maps (Gatys et al. 2016, Eq. 3).
 
@@ -50,13 +74,15 @@ def gram_matrix(features: torch.Tensor, normalize: bool = False) -> torch.Tensor
 
     Shapes: (B, C, H, W) -> (B, C, C).
 
-    Notes: ``normalize=True`` divides by M = H·W, as the authors' PyTorch code does; the
-    paper applies that factor inside Eq. 4 instead (see :func:`style_layer_loss`).
+    Notes: ``normalize=True`` divides by M = H·W (the per-position Gram), as the authors'
+    PyTorch code does; the paper applies that factor inside Eq. 4 instead (see
+    :func:`style_layer_loss`). Computed by a custom autograd function whose backward is one
+    matmul, ∂L/∂F = (∂L/∂G + ∂L/∂Gᵀ) F; values and gradients equal the plain formula
+    (``tests/test_losses.py``, gradcheck in float64).
     """
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w)  # (B, N, M)
-    gram = flat @ flat.transpose(1, 2)  # (B, N, N)
-    return gram / (h * w) if normalize else gram
+    return _Gram.apply(flat, 1.0 / (h * w) if normalize else 1.0)
 
 
 def style_layer_loss(gram: torch.Tensor, target_gram: torch.Tensor, n_channels: int, n_positions: int) -> torch.Tensor:
@@ -78,19 +104,30 @@ def style_loss(
     features: Mapping[str, torch.Tensor],
     target_grams: Mapping[str, torch.Tensor],
     layer_weights: Mapping[str, float],
+    target_positions: Mapping[str, int] | None = None,
 ) -> torch.Tensor:
     """Weighted style loss over layers (Gatys et al. 2016, Eq. 5).
 
-        L_style = Σ_l w_l E_l
+        L_style = Σ_l w_l E_l,   with A_l rescaled to the output's size:  A_l ← (M_l / M_l^s) A_l
 
     ``features``: {layer: (B, N_l, H_l, W_l)} of the generated image; ``target_grams``:
-    {layer: (B, N_l, N_l)} unnormalised Gram matrices of the style image.
+    {layer: (B, N_l, N_l)} unnormalised Gram matrices of the style image; ``target_positions``:
+    {layer: M_l^s}, the number of positions H·W the style's Gram was summed over.
+
+    Notes: Eq. 4 assumes the style and the generated image have the same number of positions
+    M_l. When they differ, a Gram summed over M_l^s positions is M_l^s/M_l times too large
+    (or small) for the comparison; rescaling it is the same as comparing per-position Grams,
+    (1/4N²) Σ (G/M − A/M^s)², and leaves Eq. 4 unchanged when the sizes match. Without
+    ``target_positions`` the sizes are assumed equal, as in Eq. 4.
     """
     terms = []
     for layer, weight in layer_weights.items():
         f = features[layer]
         _, n, h, w = f.shape
-        terms.append(weight * style_layer_loss(gram_matrix(f), target_grams[layer], n, h * w))
+        target = target_grams[layer]
+        if target_positions is not None and target_positions[layer] != h * w:
+            target = target * (h * w / target_positions[layer])
+        terms.append(weight * style_layer_loss(gram_matrix(f), target, n, h * w))
     return torch.stack(terms).sum()
 
 

@@ -86,3 +86,44 @@ def test_gradchecks() -> None:
     assert torch.autograd.gradcheck(lambda x: content_loss(x, target), (f,))
     assert torch.autograd.gradcheck(lambda x: total_variation(x, 2.0), (f,))
     assert torch.autograd.gradcheck(lambda x: total_variation(x, 1.0), (f,))
+
+
+def _naive_gram(x: torch.Tensor) -> torch.Tensor:
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    return flat @ flat.transpose(1, 2)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_lean_gram_gradients_equal_the_plain_formula(normalize: bool) -> None:
+    """The custom backward (one matmul) against autograd through ``flat @ flatᵀ``, and gradcheck in float64."""
+    g = torch.Generator().manual_seed(2)
+    f = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    weight = torch.randn(2, 3, 3, dtype=torch.float64, generator=g)  # a non-symmetric upstream gradient
+    m = 20 if normalize else 1
+    (lean,) = torch.autograd.grad((gram_matrix(f, normalize) * weight).sum(), f)
+    (plain,) = torch.autograd.grad((_naive_gram(f) / m * weight).sum(), f)
+    assert torch.allclose(gram_matrix(f, normalize), _naive_gram(f) / m)
+    assert torch.allclose(lean, plain)
+    assert torch.autograd.gradcheck(lambda x: gram_matrix(x, normalize), (f,))
+    assert torch.autograd.gradgradcheck(lambda x: gram_matrix(x, normalize), (f,))
+
+
+def test_style_loss_at_unequal_sizes_compares_per_position_statistics() -> None:
+    """A style image with the output's statistics at twice the positions has zero style loss.
+
+    Tiling x side by side doubles M_s and every Gram entry but keeps G/M; without the
+    rescaling of Eq. 4's target (``target_positions``) the loss would not vanish.
+    """
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(1, 4, 5, 6, dtype=torch.float64, generator=g)
+    tiled = torch.cat([x, x], dim=-1)  # (1, 4, 5, 12): same per-position statistics
+    grey = torch.full_like(tiled, 0.5)
+    positions = {"l": 60}
+    same = style_loss({"l": x}, {"l": gram_matrix(tiled)}, {"l": 1.0}, positions)
+    flat = style_loss({"l": x}, {"l": gram_matrix(grey)}, {"l": 1.0}, positions)
+    assert float(same) < 1e-12 * float(flat)
+    naive = style_loss({"l": x}, {"l": gram_matrix(tiled)}, {"l": 1.0})  # Eq. 4 with the sizes taken as equal
+    assert float(naive) > 0.1 * float(flat)
+    # equal sizes: target_positions changes nothing (Eq. 4 exactly)
+    a = torch.rand(1, 4, 5, 6, dtype=torch.float64, generator=g)
+    assert torch.equal(style_loss({"l": x}, {"l": gram_matrix(a)}, {"l": 1.0}, {"l": 30}), style_loss({"l": x}, {"l": gram_matrix(a)}, {"l": 1.0}))

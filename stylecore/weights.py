@@ -216,11 +216,13 @@ def build_with_weights(
     local_file: str | os.PathLike[str] | None = None,
     local_sha256: str | None = None,
     seed: int = 0,
+    adapt: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
 ) -> tuple[M, WeightsInfo]:
     """Build a module with ``build()`` under a fixed seed, then load ``ckpt`` into it if the policy allows.
 
     The seed is applied in a forked RNG, so building a model does not disturb the caller's
-    random stream.
+    random stream. ``adapt`` maps the file's state dict to the module's key names (for
+    checkpoints published in another layout); a key error it raises becomes a clear message.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -230,7 +232,11 @@ def build_with_weights(
         return model, random_info(ckpt.name, seed)
     state = load_state_dict_file(path)
     try:
+        if adapt is not None:
+            state = adapt(state)
         model.load_state_dict(state, strict=True)
+    except KeyError as exc:
+        raise WeightsUnavailableError(f"{path} is not a {ckpt.name} checkpoint: {exc}") from None
     except RuntimeError as exc:
         raise WeightsUnavailableError(f"{path} does not fit the {ckpt.name} architecture: {exc}") from None
     assert info is not None

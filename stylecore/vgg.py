@@ -48,6 +48,7 @@ __all__ = [
     "calibration_images",
     "feature_scales",
     "imagenet_normalize",
+    "effective_means",
     "normalization_means",
     "normalize_vgg_",
     "vgg19_checkpoint",
@@ -153,7 +154,7 @@ class VGGFeatures(nn.Module):
     Input: (B, 3, H, W) RGB in [0, 1]; the variant's preprocessing (ImageNet normalisation or
     Caffe BGR 0–255) happens inside. Output: dict mapping each requested layer name to its
     (B, C_l, H_l, W_l) activation. ``channel_means`` is set when the network was normalised
-    (:func:`normalize_vgg_`): {relu name: (C_l,) mean activation of the original network}.
+    (:func:`normalize_vgg_`): {relu name: (C_l,) divisor, the original network's mean activation}.
     """
 
     def __init__(
@@ -265,6 +266,21 @@ def normalization_means(
     return {name: (total / count).float() for name, total in sums.items()}
 
 
+def effective_means(means: Mapping[str, torch.Tensor], floor: float = 1e-3) -> dict[str, torch.Tensor]:
+    """The divisors :func:`normalize_vgg_` uses: μ_l, except for filters that (almost) never fire.
+
+    A filter whose mean is below ``floor`` × its layer's median mean fires on almost none of
+    the calibration images (common with random weights: means down to 1e-9 of the median);
+    dividing by its mean would amplify it by up to 1e9 and let it dominate every Gram loss
+    (and overflow float32). Such filters are divided by the layer's median mean instead.
+    """
+    out = {}
+    for name, mu in means.items():
+        median = mu.median().clamp_min(torch.finfo(mu.dtype).tiny)
+        out[name] = torch.where(mu >= floor * median, mu, median)
+    return out
+
+
 @torch.no_grad()
 def normalize_vgg_(vgg: nn.Module, means: Mapping[str, torch.Tensor]) -> nn.Module:
     """Rescale VGG19's convolutions in place so that relu_l becomes relu_l / μ_l, per channel.
@@ -272,15 +288,16 @@ def normalize_vgg_(vgg: nn.Module, means: Mapping[str, torch.Tensor]) -> nn.Modu
         W_l ← W_l · diag(μ_{l−1}) / μ_l (per output filter),   b_l ← b_l / μ_l
 
     ReLU and both poolings commute with positive per-channel scaling, so every activation
-    of the new network is the old one divided by its filter's mean μ_l: the same network
-    up to these factors, with mean activation 1 (Gatys et al. 2016, Sec. 2). Filters that
-    never fire (μ = 0) keep their scale.
+    of the new network is the old one divided by its filter's μ_l: the same network up to
+    these factors, with mean activation 1 (Gatys et al. 2016, Sec. 2). ``means`` are the
+    divisors, normally :func:`effective_means` of :func:`normalization_means`.
     """
     previous: torch.Tensor | None = None
     depth = max(VGG19_LAYERS.index(n) for n in means) + 1
     for relu, conv in _convs(vgg, depth):
         mu = means[relu].to(conv.weight.dtype)
-        mu = torch.where(mu > 0, mu, torch.ones_like(mu))
+        if not bool((mu > 0).all()):
+            raise ValueError(f"divisors for {relu} must be positive; pass effective_means(...) of the raw means")
         if previous is not None:
             conv.weight.mul_(previous.view(1, -1, 1, 1))
         conv.weight.div_(mu.view(-1, 1, 1, 1))
@@ -356,7 +373,7 @@ def vgg19_features(
     vgg, info = build_with_weights(build, spec.checkpoint, weights, local_file, local_sha256, seed, adapt=adapt)
     means = None
     if normalize:
-        means = _cached_means(vgg, info, variant, pooling, calibration_size, data_dir)
+        means = effective_means(_cached_means(vgg, info, variant, pooling, calibration_size, data_dir))
         normalize_vgg_(vgg, means)
         info = WeightsInfo(f"{info.name}, normalised to mean activation 1", info.source, info.sha256, info.seed, info.location)
     layers = tuple(layers)

@@ -48,16 +48,20 @@ def test_normalised_network_has_mean_activation_one(net, images, pooling) -> Non
     naive = _naive_means(original, images)
     for name in RELUS:
         assert torch.allclose(means[name].double(), naive[name], rtol=1e-4, atol=1e-7), name
-    normed = V.VGGFeatures(V.normalize_vgg_(copy.deepcopy(net), means), RELUS, pooling)
+    divisors = V.effective_means(means)
+    normed = V.VGGFeatures(V.normalize_vgg_(copy.deepcopy(net), divisors), RELUS, pooling)
     after = _naive_means(normed, images)
     for name in RELUS:
-        alive = means[name] > 0
+        alive = means[name] >= 1e-3 * means[name].median()
+        assert alive.float().mean() > 0.8, name  # random weights on tiny images: a few filters never fire
         assert torch.allclose(after[name][alive], torch.ones(int(alive.sum()), dtype=torch.float64), rtol=1e-4), name
+        # (almost) silent filters are divided by the layer's median, not amplified: their mean stays below 1e-3
+        assert bool((after[name][~alive] < 1e-3).all()), name
 
 
 def test_normalised_features_equal_original_up_to_channel_factors(net, images) -> None:
     net, images = copy.deepcopy(net).double(), [im.double() for im in images]
-    means = V.normalization_means(net, images, "imagenet", "avg")
+    means = V.effective_means(V.normalization_means(net, images, "imagenet", "avg"))
     layers = [*RELUS, "pool3", "pool5"]
     original = V.VGGFeatures(net, layers, "avg")
     normed = V.VGGFeatures(V.normalize_vgg_(copy.deepcopy(net), means), layers, "avg")
@@ -65,8 +69,7 @@ def test_normalised_features_equal_original_up_to_channel_factors(net, images) -
     fo, fn = original(x), normed(x)
     for name in layers:
         relu = name if name.startswith("relu") else {"pool3": "relu3_4", "pool5": "relu5_4"}[name]
-        mu = means[relu].clamp_min(0)
-        mu = torch.where(mu > 0, mu, torch.ones_like(mu))
+        mu = means[relu]
         assert torch.allclose(fn[name] * mu.view(1, -1, 1, 1), fo[name], rtol=1e-9, atol=1e-12 * float(fo[name].abs().max())), name
 
 
@@ -128,7 +131,7 @@ def test_normalize_flag_uses_cache_and_labels(monkeypatch, images) -> None:
     ex = V.vgg19_features(["relu3_1"], "avg", weights="random", normalize=True)
     assert "normalised" in ex.weights_info.label and ex.channel_means is not None
     means = _naive_means(ex, images)["relu3_1"]
-    alive = ex.channel_means["relu3_1"] > 0
+    alive = means > 1e-3
     assert torch.allclose(means[alive], torch.ones_like(means[alive]), rtol=1e-4)
 
     def boom(*args, **kwargs):

@@ -33,6 +33,12 @@ class ImageError(ValueError):
     """An image could not be read or written; the message names the file and the fix."""
 
 
+#: Largest image :func:`load_image` decodes by default, in pixels (100 megapixels, ≈ 1.2 GB as
+#: float32 RGB). PIL's own guard against decompression bombs stops at 179 MP with its own
+#: exception; this limit turns every oversized file into an :class:`ImageError`.
+MAX_PIXELS = 100_000_000
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
@@ -74,29 +80,42 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def load_image(path: str | os.PathLike[str], max_size: int | None = None) -> torch.Tensor:
+def load_image(path: str | os.PathLike[str], max_size: int | None = None, max_pixels: int | None = MAX_PIXELS) -> torch.Tensor:
     """Load an image file as a float tensor of shape (1, 3, H, W) with values in [0, 1].
 
     EXIF orientation is applied; RGBA (over white), palette, grayscale and 16-bit images
-    become RGB. ``max_size`` resizes so that the longest side equals it.
+    become RGB. ``max_size`` resizes so that the longest side equals it. ``max_pixels``
+    refuses larger files before decoding them (None: no limit, for files you trust).
 
     Raises:
-        ImageError: the file is missing, is not an image, is truncated or corrupt.
+        ImageError: the file is missing, is not an image, is too large, truncated or corrupt.
     """
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: no such file. Check the path, or use stylecore.data.list_samples() for built-in images.")
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image file.")
+    saved_limit = Image.MAX_IMAGE_PIXELS
     try:
+        Image.MAX_IMAGE_PIXELS = None  # the size is checked below, with a message of ours
         with Image.open(path) as img:
+            w, h = img.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise ImageError(
+                    f"{path}: {w}×{h} = {w * h / 1e6:.0f} megapixels is more than the limit of {max_pixels / 1e6:.0f} MP "
+                    "(max_pixels). Downscale the file first, or pass max_pixels=None if you trust it and have the memory."
+                )
             img.load()  # force decoding now so truncated files fail here, not later
             img = ImageOps.exif_transpose(img)
             arr = _pil_to_rgb(img)
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image PIL can read (is it really a PNG/JPEG/TIFF…?).") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{path}: the image is corrupt or truncated ({exc}). Re-download or re-export it.") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved_limit
     tensor = to_tensor(arr)
     return resize_longest(tensor, max_size) if max_size is not None else tensor
 

@@ -205,6 +205,14 @@ class VGGFeatures(nn.Module):
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(image.shape)}")
+        pools = sum(name.startswith("pool") for name in VGG19_LAYERS[: self.depth - 1])
+        if min(image.shape[-2:]) < 2**pools:
+            deepest = VGG19_LAYERS[self.depth - 1]
+            raise ValueError(
+                f"an image of {image.shape[-1]}×{image.shape[-2]} px is too small for layer {deepest}: it is reached after "
+                f"{pools} poolings, so each side needs at least {2**pools} px. Resize it (stylecore.images.resize_longest) "
+                "or use shallower layers."
+            )
         wanted = set(self.layers)
         out: dict[str, torch.Tensor] = {}
         x = _PREPROCESS[self.preprocessing](image)

@@ -123,3 +123,33 @@ def test_save_rejects_non_png(tmp_path: Path) -> None:
 def test_to_pil_rounds() -> None:
     t = torch.full((1, 3, 1, 1), 0.999)
     assert to_pil(t).getpixel((0, 0)) == (255, 255, 255)
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims width × height (PIL reads the size before decoding anything)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+
+
+def test_oversized_image_gets_the_projects_error(tmp_path: Path) -> None:
+    """200 megapixels: PIL's DecompressionBombError must not escape; the limit is a parameter."""
+    path = tmp_path / "huge.png"
+    _png_header_only(path, 20_000, 10_000)
+    with pytest.raises(ImageError, match=r"huge.png: 20000×10000 = 200 megapixels .* max_pixels"):
+        load_image(path)
+    with pytest.raises(ImageError, match="max_pixels"):
+        load_image(path, max_pixels=150_000_000)
+    # without the limit the file is decoded and found truncated — still our error, naming the file
+    with pytest.raises(ImageError, match="huge.png: the image is corrupt or truncated"):
+        load_image(path, max_pixels=None)
+    small = tmp_path / "small.png"
+    Image.new("RGB", (40, 30)).save(small)
+    assert load_image(small, max_pixels=1200).shape == (1, 3, 30, 40)
+    with pytest.raises(ImageError, match="more than the limit"):
+        load_image(small, max_pixels=1199)

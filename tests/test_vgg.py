@@ -79,3 +79,11 @@ def test_random_policy_is_seeded_and_labelled() -> None:
 def test_untruncated_runs_whole_network() -> None:
     ex = vgg19_features(["relu1_1"], weights="random", truncate=False)
     assert ex.depth == 37 and ex.layers == ("relu1_1",)
+
+
+def test_image_too_small_for_deepest_layer(tv_vgg: torchvision.models.VGG) -> None:
+    ex = VGGFeatures(tv_vgg, ["relu5_1"])
+    with pytest.raises(ValueError, match=r"512×2 px is too small for layer relu5_1: .* 4 poolings, so each side needs at least 16 px"):
+        ex(torch.rand(1, 3, 2, 512))
+    assert ex(torch.rand(1, 3, 16, 16))["relu5_1"].shape[-2:] == (1, 1)
+    assert VGGFeatures(tv_vgg, ["relu1_1"])(torch.rand(1, 3, 1, 5))["relu1_1"].shape[-2:] == (1, 5)

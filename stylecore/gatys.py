@@ -20,7 +20,7 @@ import torch
 from .losses import content_loss, gram_matrix, style_loss, total_variation
 from .vgg import VGGFeatures
 
-__all__ = ["AUTHORS_CODE", "PAPER", "PRESETS", "GatysHyperParams", "GatysLoss", "initial_image"]
+__all__ = ["AUTHORS_CODE", "PAPER", "PRESETS", "GatysHyperParams", "GatysLoss", "carry_over", "initial_image"]
 
 STYLE_LAYERS_5 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -40,6 +40,7 @@ class GatysHyperParams:
     init: Literal["noise", "content", "style"]
     content_reduction: Literal["paper", "mean"] = "paper"
     tv_weight: float = 0.0
+    vgg_variant: str = "gatys_normalized"  # key of stylecore.vgg.VGG19_VARIANTS the weights above were meant for
     source: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> "GatysHyperParams":
@@ -71,6 +72,7 @@ PAPER = GatysHyperParams(
         "image_size": "Sec. 3: 512 px (e.g. the Tübingen photo)",
         "init": "Sec. 2.3/Fig. 6: white noise (Fig. 6 compares content/style init)",
         "content_reduction": "Eq. 1: ½ Σ (F − P)²",
+        "vgg_variant": "Sec. 2: 'a normalised version of the 16 convolutional and 5 pooling layers of the 19-layer VGG network' (mean activation of each filter 1); the authors' file vgg_conv.pth",
     },
 )
 
@@ -96,10 +98,25 @@ AUTHORS_CODE = GatysHyperParams(
         "image_size": "img_size = 512",
         "init": "opt_img initialised as a copy of the content image",
         "content_reduction": "GramMSELoss/MSELoss: mean squared error",
+        "vgg_variant": "NeuralStyleTransfer.ipynb: vgg.load_state_dict(torch.load(model_dir + 'vgg_conv.pth')), the normalised VGG19, Caffe input",
     },
 )
 
 PRESETS: dict[str, GatysHyperParams] = {"paper": PAPER, "authors_code": AUTHORS_CODE}
+
+
+def carry_over(hp: GatysHyperParams, scales: Mapping[str, float]) -> GatysHyperParams:
+    """The preset's layer weights for a network whose activations are ``scales[l]`` times larger.
+
+    Eq. 1 is quadratic and Eq. 4 quartic in the activations, so a network with activations
+    r_l times those the preset was tuned on needs w_l / r_l² on content layers and
+    w_l / r_l⁴ on style layers for the same balance. ``scales`` come from
+    :func:`stylecore.vgg.feature_scales` (measured, not guessed).
+    """
+    return hp.with_(
+        content_layers={l: w / scales[l] ** 2 for l, w in hp.content_layers.items()},
+        style_layers={l: w / scales[l] ** 4 for l, w in hp.style_layers.items()},
+    )
 
 
 def initial_image(kind: str, content: torch.Tensor, style: torch.Tensor, seed: int = 0) -> torch.Tensor:

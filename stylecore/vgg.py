@@ -114,6 +114,7 @@ class VGGVariant:
     preprocessing: Preprocessing
     source: str
     features_only: bool = False  # the file holds the convolutions only (no classifier)
+    normalized: bool = False  # the file is a normalised network (mean activation 1 per filter)
 
 
 def vgg19_checkpoint() -> Checkpoint:
@@ -144,6 +145,7 @@ VGG19_VARIANTS: dict[str, VGGVariant] = {
         "caffe",
         "leongatys/PytorchNeuralStyleTransfer, NeuralStyleTransfer.ipynb: VGG() loads vgg_conv.pth; prep turns RGB to BGR, subtracts the mean, multiplies by 255",
         features_only=True,
+        normalized=True,
     ),
 }
 
@@ -369,7 +371,8 @@ def vgg19_features(
     ``weights_info.label`` says which weights were used.
 
     Notes: random weights (offline) give the same architecture with torchvision's
-    initialisation; "gatys_normalized" is already normalised on ImageNet images.
+    initialisation. "gatys_normalized" is already normalised (on ImageNet images); its
+    random stand-in is normalised here, so that it keeps the property that defines the file.
     """
     if variant not in VGG19_VARIANTS:
         raise ValueError(f"variant must be one of {tuple(VGG19_VARIANTS)}, got {variant!r}")
@@ -380,7 +383,7 @@ def vgg19_features(
         build, adapt = (lambda: torchvision.models.vgg19(weights=None)), None
     vgg, info = build_with_weights(build, spec.checkpoint, weights, local_file, local_sha256, seed, adapt=adapt)
     means = None
-    if normalize:
+    if normalize or (spec.normalized and not info.pretrained):
         means = effective_means(_cached_means(vgg, info, variant, pooling, calibration_size, data_dir))
         normalize_vgg_(vgg, means)
         info = WeightsInfo(f"{info.name}, normalised to mean activation 1", info.source, info.sha256, info.seed, info.location)

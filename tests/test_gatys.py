@@ -94,3 +94,29 @@ def test_style_loss_at_unequal_image_sizes(preset: str) -> None:
     same = float(GatysLoss(ext, hp, None, tiled)(x)["style"])
     flat = float(GatysLoss(ext, hp, None, grey)(x)["style"])
     assert same < 0.05 * flat
+
+
+def test_carry_over_gives_the_same_losses_on_a_scaled_network() -> None:
+    """Bias-free VGG is positively homogeneous: conv1_1 × 3 makes every activation × 3; carry_over undoes it exactly."""
+    import copy
+
+    from stylecore.gatys import carry_over
+    from stylecore.vgg import VGGFeatures, feature_scales
+
+    base = vgg19_features(PAPER.layers, "avg", weights="random", seed=0)
+    scaled = copy.deepcopy(base)
+    for a, b in zip(base.body, scaled.body):
+        if isinstance(a, torch.nn.Conv2d):
+            torch.nn.init.zeros_(a.bias), torch.nn.init.zeros_(b.bias)
+    with torch.no_grad():
+        scaled.body[0].weight.mul_(3.0)
+    g = torch.Generator().manual_seed(0)
+    content, style, x = (torch.rand(1, 3, 32, 32, generator=g) for _ in range(3))
+    scales = feature_scales(scaled, base, [content, style], PAPER.layers)
+    assert all(v == pytest.approx(3.0, rel=1e-4) for v in scales.values())
+    want = GatysLoss(base, PAPER, content, style)(x)
+    got = GatysLoss(scaled, carry_over(PAPER, scales), content, style)(x)
+    unchanged = GatysLoss(scaled, PAPER, content, style)(x)
+    for term in ("content", "style"):
+        assert float(got[term]) == pytest.approx(float(want[term]), rel=1e-3)
+    assert float(unchanged["style"]) == pytest.approx(81 * float(want["style"]), rel=1e-3)

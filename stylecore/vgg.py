@@ -371,8 +371,8 @@ def vgg19_features(
     ``weights_info.label`` says which weights were used.
 
     Notes: random weights (offline) give the same architecture with torchvision's
-    initialisation. "gatys_normalized" is already normalised (on ImageNet images); its
-    random stand-in is normalised here, so that it keeps the property that defines the file.
+    initialisation, not normalised unless ``normalize=True`` ("gatys_normalized" is a
+    normalised network only when its file is loaded; notebook 01 measures what that means).
     """
     if variant not in VGG19_VARIANTS:
         raise ValueError(f"variant must be one of {tuple(VGG19_VARIANTS)}, got {variant!r}")
@@ -383,7 +383,7 @@ def vgg19_features(
         build, adapt = (lambda: torchvision.models.vgg19(weights=None)), None
     vgg, info = build_with_weights(build, spec.checkpoint, weights, local_file, local_sha256, seed, adapt=adapt)
     means = None
-    if normalize or (spec.normalized and not info.pretrained):
+    if normalize:
         means = effective_means(_cached_means(vgg, info, variant, pooling, calibration_size, data_dir))
         normalize_vgg_(vgg, means)
         info = WeightsInfo(f"{info.name}, normalised to mean activation 1", info.source, info.sha256, info.seed, info.location)

@@ -47,6 +47,7 @@ __all__ = [
     "SD_SUBFOLDERS",
     "SIZES",
     "build_components",
+    "ldm_from_components",
     "load_ldm",
     "save_ldm",
     "write_clip_tokenizer",
@@ -194,6 +195,14 @@ def build_components(size: str = "tiny", seed: int = 0) -> dict[str, Any]:
         tokenizer = CLIPTokenizer.from_pretrained(write_clip_tokenizer(tmp))
     scheduler = PNDMScheduler.from_config(SD_SCHEDULER)  # from_config keeps the keys PNDM does not use, as SD's file does
     return dict(unet=unet.eval(), vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer, scheduler=scheduler)
+
+
+def ldm_from_components(components: dict[str, Any], weights_info: WeightsInfo) -> LDM:
+    """An :class:`LDM` from in-memory parts (``build_components``' dict), for tests and benchmarks."""
+    parts = {k: components[k] for k in ("unet", "vae", "text_encoder", "tokenizer")}
+    for key in ("unet", "vae", "text_encoder"):
+        parts[key] = parts[key].eval().requires_grad_(False)
+    return LDM(**parts, scheduler_config=dict(components["scheduler"].config), weights_info=weights_info)
 
 
 def save_ldm(components: dict[str, Any], folder: str | os.PathLike[str]) -> Path:

@@ -20,7 +20,6 @@ assignment of the four key tokens to S_src/S_tgt/C_src/C_tgt is ours (the paper 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -184,7 +183,9 @@ def train_idl(
     prompts = idl_prompts(ids)
     kinds = ["source", "target"] + (["aux"] if config.use_aux else [])
     device = ldm.device
-    unet = copy.deepcopy(ldm.unet).float().train().requires_grad_(True)
+    unet = type(ldm.unet).from_config(ldm.unet.config)  # a fresh copy (faster than deepcopy), then the weights
+    unet.load_state_dict(ldm.unet.state_dict())
+    unet = unet.to(device=device, dtype=torch.float32).train().requires_grad_(True)
     with torch.no_grad():
         context = ldm.encode_prompt([prompts[k] for k in kinds]).float()
         stats = {"source": ldm.encode_images(source), "target": ldm.encode_images(target)}

@@ -15,7 +15,8 @@ repeats the style pair n_s times and the content pair n_c times. The cross-atten
 the Fine-grained Content Controller lives in :mod:`stylecore.fcc`.
 
 Notes: the paper has no official code; this module is written from the paper's text. The
-assignment of the four key tokens to S_src/S_tgt/C_src/C_tgt is ours (the paper lists the tokens).
+assignment of the four key tokens to S_src/S_tgt/C_src/C_tgt is ours (the paper lists the tokens), and so
+is the spelling of the augmented prompt (each pair repeated back to back).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ KINDS = ("source", "target", "aux", "stylised")
 
 @dataclass(frozen=True)
 class Identifiers:
-    """The key tokens and the negator (paper §IDL: rare tokens "ak47", "aug", "sks", "m4a1"; negator "not")."""
+    """The key tokens and the negator (the paper's IDL: rare tokens "ak47", "aug", "sks", "m4a1"; negator "not")."""
 
     style_src: str = "ak47"
     style_tgt: str = "aug"
@@ -124,7 +125,7 @@ def content_token_indices(tokenizer: Any, segments: Sequence[tuple[str, str]], r
 
 @dataclass(frozen=True)
 class IDLConfig:
-    """IDL fine-tuning settings; defaults are the paper's (§Implementation details: Adam, lr 1e-6, 400 steps)."""
+    """IDL fine-tuning settings; defaults are the paper's implementation details (Adam, lr 1e-6, 400 steps)."""
 
     steps: int = 400
     lr: float = 1e-6

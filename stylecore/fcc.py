@@ -1,0 +1,205 @@
+"""StyO's Fine-grained Content Controller: cross-attention control as diffusers attention processors.
+
+A cross-attention layer computes Attn(z, r) = M(z, r) V with M = softmax(Q Kᵀ / √d), Q from the
+latent z and K, V from the prompt features r (Li et al. 2023, §FCC; after Hertz et al. 2022,
+prompt-to-prompt). FCC runs the *source* prompt's branch beside the *stylised* branch from the
+same noise, and replaces the stylised branch's maps at the content-token indices I with the
+source branch's:
+
+    M*_{:, j} = M_src_{:, j}  for j ∈ I,   M*_{:, j} = M_sty_{:, j}  otherwise
+
+during the first ``inject_fraction`` of the denoising steps. diffusers' default processor
+(scaled-dot-product attention) never forms M, so :class:`RecordingAttnProcessor` computes it
+explicitly and :class:`InjectingAttnProcessor` edits it; :func:`fcc_processors` installs one of
+them on every cross-attention layer (``attn2``) of a UNet and leaves self-attention alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+__all__ = ["AttentionStore", "FCCControl", "InjectingAttnProcessor", "RecordingAttnProcessor", "cross_attention_layers", "fcc_processors", "sample_styo"]
+
+
+@dataclass
+class FCCControl:
+    """What the injecting processors do now: copy columns ``indices`` of M from row ``src`` to row ``dst`` of each pair."""
+
+    indices: list[int] = field(default_factory=list)
+    pairs: list[tuple[int, int]] = field(default_factory=list)  # (source row, stylised row) in the batch
+    active: bool = False
+
+
+@dataclass
+class AttentionStore:
+    """Head-averaged cross-attention maps summed over the steps while ``recording``: layer name -> (B, Q, 77)."""
+
+    recording: bool = True
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    last: dict[str, torch.Tensor] = field(default_factory=dict)  # (B, heads, Q, 77) of the latest call, when keep_last
+    keep_last: bool = False
+
+    def add(self, name: str, probs: torch.Tensor) -> None:
+        if self.keep_last:
+            self.last[name] = probs.detach()
+        if self.recording:
+            mean = probs.detach().float().mean(1)
+            self.sums[name] = self.sums[name] + mean if name in self.sums else mean
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def maps(self, row: int, side: int | None = None) -> torch.Tensor:
+        """Average over layers (and steps) of row ``row``'s maps, resized to ``side``², as (side, side, 77)."""
+        if not self.sums:
+            raise RuntimeError("no attention maps were recorded")
+        sides = {name: int(round(s.shape[1] ** 0.5)) for name, s in self.sums.items()}
+        side = side or max(sides.values())
+        total = 0
+        for name, s in self.sums.items():
+            m = (s[row] / self.counts[name]).T.reshape(1, -1, sides[name], sides[name])  # (1, 77, q, q)
+            total = total + torch.nn.functional.interpolate(m, size=(side, side), mode="bilinear", align_corners=False)
+        return (total / len(self.sums))[0].permute(1, 2, 0)
+
+
+class RecordingAttnProcessor:
+    """Attention with the map M materialised: out = to_out(M V), M = softmax(Q Kᵀ · scale); M goes to a store."""
+
+    def __init__(self, name: str, store: AttentionStore | None = None) -> None:
+        self.name = name
+        self.store = store
+
+    def edit(self, probs: torch.Tensor) -> torch.Tensor:
+        """Hook on M, shaped (B, heads, Q, K); the recording processor keeps M unchanged."""
+        return probs
+
+    def __call__(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        four_d = hidden_states.ndim == 4
+        if four_d:
+            b, c, h, w = hidden_states.shape
+            hidden_states = hidden_states.view(b, c, h * w).transpose(1, 2)
+        batch = hidden_states.shape[0]
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        mask = attn.prepare_attention_mask(attention_mask, context.shape[1], batch)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        if encoder_hidden_states is not None and attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        q = attn.head_to_batch_dim(attn.to_q(hidden_states))  # (B·heads, Q, d)
+        k = attn.head_to_batch_dim(attn.to_k(context))  # (B·heads, K, d)
+        v = attn.head_to_batch_dim(attn.to_v(context))
+        probs = attn.get_attention_scores(q, k, mask)  # M = softmax(Q Kᵀ · scale), (B·heads, Q, K)
+        probs = probs.view(batch, attn.heads, *probs.shape[1:])
+        probs = self.edit(probs)
+        if self.store is not None:
+            self.store.add(self.name, probs)
+        out = torch.bmm(probs.reshape(batch * attn.heads, *probs.shape[2:]), v)  # M V
+        out = attn.to_out[1](attn.to_out[0](attn.batch_to_head_dim(out)))
+        if four_d:
+            out = out.transpose(-1, -2).reshape(b, c, h, w)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+
+class InjectingAttnProcessor(RecordingAttnProcessor):
+    """FCC's attention control: while ``control.active``, M_dst[..., I] ← M_src[..., I] for each (src, dst) pair."""
+
+    def __init__(self, name: str, control: FCCControl, store: AttentionStore | None = None) -> None:
+        super().__init__(name, store)
+        self.control = control
+
+    def edit(self, probs: torch.Tensor) -> torch.Tensor:
+        ctl = self.control
+        if not ctl.active or not ctl.indices or not ctl.pairs:
+            return probs
+        idx = torch.as_tensor(ctl.indices, device=probs.device)
+        probs = probs.clone()
+        for src, dst in ctl.pairs:
+            probs[dst, :, :, idx] = probs[src, :, :, idx]
+        return probs
+
+
+def cross_attention_layers(unet: nn.Module) -> list[str]:
+    """Processor names (``…attn2.processor``) of the UNet's cross-attention layers, in module order."""
+    names = []
+    for name in unet.attn_processors:
+        module = unet.get_submodule(name.removesuffix(".processor"))
+        if getattr(module, "is_cross_attention", False):
+            names.append(name)
+    return names
+
+
+@contextlib.contextmanager
+def fcc_processors(unet: nn.Module, control: FCCControl | None = None, store: AttentionStore | None = None) -> Iterator[dict[str, RecordingAttnProcessor]]:
+    """Install one processor per cross-attention layer (injecting with ``control``, else recording); restore on exit."""
+    original = dict(unet.attn_processors)
+    ours: dict[str, RecordingAttnProcessor] = {
+        name: InjectingAttnProcessor(name, control, store) if control is not None else RecordingAttnProcessor(name, store)
+        for name in cross_attention_layers(unet)
+    }
+    unet.set_attn_processor({**original, **ours})
+    try:
+        yield ours
+    finally:
+        unet.set_attn_processor(original)
+
+
+@torch.no_grad()
+def sample_styo(
+    ldm: Any,
+    unet: nn.Module,
+    source_prompt: str,
+    stylised_prompt: str,
+    content_indices: Sequence[int],
+    fcc: bool = True,
+    inject_fraction: float = 0.8,
+    steps: int = 50,
+    guidance: float = 7.5,
+    seed: int = 0,
+    size: int = 512,
+    store: AttentionStore | None = None,
+    progress: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Generate the source and stylised branches from the same noise, with FCC when ``fcc``.
+
+    Batch rows: [uncond, uncond, source, stylised]; classifier-free guidance
+    ε = ε_∅ + g (ε_r − ε_∅) (Ho & Salimans 2022); DDIM steps with the model's scheduler config.
+    Injection (rows 2 → 3, the conditional branches, as in prompt-to-prompt) runs during the first
+    ``inject_fraction`` · ``steps`` steps. Returns images (1, 3, size, size) in [0, 1] under
+    "source" and "stylised".
+    """
+    if not 0.0 <= inject_fraction <= 1.0:
+        raise ValueError(f"inject_fraction must be in [0, 1], got {inject_fraction}")
+    f = ldm.latent_factor
+    if size % f:
+        raise ValueError(f"size must be a multiple of {f} (the VAE's downsampling), got {size}")
+    dtype = next(unet.parameters()).dtype
+    context = torch.cat([ldm.encode_prompt(["", ""]), ldm.encode_prompt([source_prompt, stylised_prompt])]).to(dtype)
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn((1, unet.config.in_channels, size // f, size // f), generator=gen).to(ldm.device, dtype).repeat(2, 1, 1, 1)
+    scheduler = ldm.ddim_scheduler()
+    scheduler.set_timesteps(steps)
+    z = z * scheduler.init_noise_sigma
+    control = FCCControl(indices=list(content_indices), pairs=[(2, 3)])
+    n_inject = int(round(inject_fraction * steps)) if fcc else 0
+    with fcc_processors(unet, control, store):
+        for i, t in enumerate(tqdm(scheduler.timesteps, desc="sampling", disable=not progress)):
+            control.active = i < n_inject
+            zz = scheduler.scale_model_input(torch.cat([z, z]), t)
+            eps = unet(zz, t, encoder_hidden_states=context).sample
+            eps_u, eps_c = eps.chunk(2)
+            eps = eps_u + guidance * (eps_c - eps_u)
+            z = scheduler.step(eps, t, z).prev_sample
+    images = ldm.decode_latents(z.to(ldm.vae.dtype))
+    return {"source": images[0:1].cpu(), "stylised": images[1:2].cpu()}

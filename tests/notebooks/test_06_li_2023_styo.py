@@ -1,0 +1,91 @@
+"""What the quick-mode run of notebook 06 (StyO) wrote: prompts and token ids, IDL losses, FCC effects, the grid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from transformers import CLIPTokenizer
+
+from stylecore.diffusion import write_clip_tokenizer
+
+from .conftest import quick_parameters
+
+STEM = "06_li_2023_styo"
+
+
+@pytest.fixture(scope="module")
+def out(executed_notebook):
+    return executed_notebook(STEM)
+
+
+@pytest.fixture(scope="module")
+def summary(out) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_offline_run_is_labelled_and_says_so_on_screen(out, summary) -> None:
+    assert summary["weights"]["ldm"]["pretrained"] is False and "RANDOM" in summary["weights"]["ldm"]["label"]
+    text = (out.parent / f"{STEM}.ipynb").read_text()
+    assert "checks the wiring of StyO" in text and "not the paper's pictures" in text
+    assert "Stand-in auxiliary set" in text
+
+
+def test_prompts_and_token_ids_are_clips(summary, tmp_path) -> None:
+    tok = CLIPTokenizer.from_pretrained(write_clip_tokenizer(tmp_path))
+    prompts = summary["prompts"]
+    assert prompts["stylised"]["text"] == "a drawing with aug not ak47 style of sks not m4a1 portrait"
+    for kind, rec in prompts.items():
+        assert rec["token_ids"] == tok(rec["text"], add_special_tokens=False).input_ids, kind
+    sty = prompts["stylised"]
+    assert sty["content_indices"] == list(range(11, 18))
+    assert [sty["token_ids"][i - 1] for i in sty["content_indices"]] == [48136, 783, 332, 275, 320, 272, 5352]  # sks not m 4 a 1 portrait
+    assert prompts["aux"]["content_indices"] == [11]
+
+
+def test_idl_loss_is_the_triple_sum_and_the_fit_improves(summary) -> None:
+    quick = quick_parameters(STEM)
+    rec = summary["experiments"]["idl"]
+    hist = rec["history"]
+    assert len(hist["total"]) == quick["idl_steps"]
+    for i in (0, len(hist["total"]) - 1):
+        assert hist["total"][i] == pytest.approx(hist["source"][i] + hist["target"][i] + hist["aux"][i], rel=1e-5)
+    for kind in ("source", "target"):
+        assert rec["fit_after"][kind] < 0.8 * rec["fit_before"][kind], kind
+
+
+def test_fig4_ablations_train_what_they_say(summary) -> None:
+    exps = summary["experiments"]
+    assert exps["fig4 w/o auxiliary set"]["terms"] == ["source", "target", "total"]
+    assert exps["fig4 StyO"]["terms"] == ["aux", "source", "target", "total"]
+    assert " not " not in exps["fig4 positive-only prompts"]["prompt"]
+    assert exps["fig4 StyO"]["prompt"].count("aug not ak47") == quick_parameters(STEM)["n_s"]
+
+
+def test_fcc_injects_source_maps_and_the_fraction_switches_it(summary) -> None:
+    exps = summary["experiments"]
+    maps = exps["attention maps"]
+    assert maps["inject_fraction"] == 1.0 and maps["max_diff_to_source_with_fcc"] == 0.0  # injected at every step
+    assert maps["max_diff_to_source_without_fcc"] > 1e-5
+    frac = exps["injection fraction"]
+    assert frac["distances"]["0.0"] == frac["distance_fcc_off"]  # no step injected = FCC off
+    assert frac["distances"]["1.0"] == exps["fig2"]["distance_with_fcc"] != exps["fig2"]["distance_without_fcc"]
+    assert exps["fig5 FCC on"]["seeds"] == quick_parameters(STEM)["n_seeds"] and exps["fig5 FCC off"]["diversity"] > 0
+
+
+def test_grid_prompt_lengths_follow_n_s_and_n_c(summary) -> None:
+    for n_s in quick_parameters(STEM)["grid_values"]:
+        for n_c in quick_parameters(STEM)["grid_values"]:
+            rec = summary["experiments"][f"grid n_s={n_s} n_c={n_c}"]
+            # "a drawing with" 3 + style pair 5 per repetition + "style of" 2 + content pair 6 per repetition + "portrait" 1
+            assert rec["n_tokens"] == 6 + 5 * n_s + 6 * n_c
+            assert rec["n_content_indices"] == 6 * n_c + 1
+
+
+def test_figures_checkpoints_and_timing_written(out, summary) -> None:
+    for name in ("inputs", "idl_loss", "fig2_fcc", "fig4_prompt_ablation", "fig4_losses", "fig5_fcc_seeds", "grid_ns_nc", "attention_maps"):
+        assert (out / f"{name}.png").stat().st_size > 5_000, name
+        assert f"{name}.png" in summary["files"]
+    assert len(list((out / "checkpoints").glob("idl-*.pt"))) == 3  # StyO + two ablations, each resumable
+    t = summary["experiments"]["time per style"]
+    assert t["idl_seconds"] > 0 and t["sample_seconds"] > 0 and t["paper"] == "about 10 minutes on one GPU"

@@ -1,0 +1,116 @@
+"""StyO: prompt strings and content-token indices (hand-written), IDL fine-tuning (falls, resumes bit-for-bit)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylecore.diffusion import build_components, ldm_from_components
+from stylecore.styo import IDLConfig, Identifiers, build_prompt, content_token_indices, eval_denoising_loss, idl_prompts, prompt_segments, train_idl
+from stylecore.weights import random_info
+
+
+@pytest.fixture(scope="module")
+def ldm():
+    return ldm_from_components(build_components("tiny", seed=0), random_info("tiny LDM", 0))
+
+
+@pytest.fixture(scope="module")
+def images():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.linspace(0, 1, 64)
+    src = torch.stack([x[None, :].expand(64, 64), x[:, None].expand(64, 64), 0.5 * torch.ones(64, 64)])[None]  # smooth ramps: easy to fit
+    tgt = 1 - src
+    aux = [torch.rand(1, 3, 64, 64, generator=gen) for _ in range(3)]
+    return src, tgt, aux
+
+
+def test_idl_and_inference_prompts() -> None:
+    assert idl_prompts() == {
+        "source": "a drawing with ak47 not aug style of sks not m4a1 portrait",
+        "target": "a drawing with aug not ak47 style of m4a1 not sks portrait",
+        "aux": "a drawing with ak47 not aug style of portrait",
+        "stylised": "a drawing with aug not ak47 style of sks not m4a1 portrait",
+    }
+
+
+def test_positive_only_and_other_negators() -> None:
+    pos = Identifiers(negator=None)
+    assert build_prompt("source", pos) == "a drawing with ak47 style of sks portrait"
+    assert build_prompt("aux", pos) == "a drawing with ak47 style of portrait"
+    assert build_prompt("stylised", Identifiers(negator="without")) == "a drawing with aug without ak47 style of sks without m4a1 portrait"
+
+
+def test_augmented_prompt_repeats_pairs() -> None:
+    assert build_prompt("stylised", n_s=2, n_c=3) == (
+        "a drawing with aug not ak47 aug not ak47 style of sks not m4a1 sks not m4a1 sks not m4a1 portrait"
+    )
+    with pytest.raises(ValueError, match="at least 1"):
+        build_prompt("stylised", n_s=0)
+    with pytest.raises(ValueError, match="distinct"):
+        Identifiers(style_src="sks")
+
+
+def test_content_indices_cover_every_sub_token(ldm) -> None:
+    tok = ldm.tokenizer
+    segs = prompt_segments("stylised")
+    idx = content_token_indices(tok, segs)
+    # <s> a drawing with | aug not ak 4 7 | style of | sks not m 4 a 1 | portrait </s>
+    #  0  1    2      3     4   5   6 7 8    9    10   11  12 13..16       17
+    assert idx == list(range(11, 18))
+    ids = tok(build_prompt("stylised"), padding="max_length", max_length=77).input_ids
+    assert [ids[i] for i in idx] == [48136, 783, 332, 275, 320, 272, 5352]  # sks, not, m4a1 (4 tokens), portrait
+    assert content_token_indices(tok, segs, role="style") == list(range(4, 9))  # aug not ak47: ak47 is 3 tokens
+
+
+def test_content_indices_with_repetition_and_aux(ldm) -> None:
+    tok = ldm.tokenizer
+    # style pair = 5 tokens, three times at 4..18; "style of" 19, 20; content pair = 6 tokens twice at 21..32; portrait 33
+    assert content_token_indices(tok, prompt_segments("stylised", n_s=3, n_c=2)) == list(range(21, 34))
+    assert content_token_indices(tok, prompt_segments("aux")) == [11]  # only "portrait"
+    # <s> a drawing with ak 4 7 style of sks portrait: ak47 takes 4..6
+    assert content_token_indices(tok, prompt_segments("source", Identifiers(negator=None))) == [9, 10]
+    with pytest.raises(ValueError, match="lower n_s or n_c"):
+        content_token_indices(tok, prompt_segments("stylised", n_s=20))
+
+
+def test_idl_loss_falls_on_the_tiny_model(ldm, images) -> None:
+    src, tgt, aux = images
+    prompt = build_prompt("source")
+    before = eval_denoising_loss(ldm.unet, ldm, src, prompt)
+    unet, hist = train_idl(ldm, src, tgt, aux, config=IDLConfig(steps=25, lr=1e-3), progress=False)
+    after = eval_denoising_loss(unet, ldm, src, prompt)
+    assert after < 0.7 * before, (before, after)
+    assert set(hist) == {"source", "target", "aux", "total"} and len(hist["total"]) == 25
+    assert hist["total"][0] == pytest.approx(hist["source"][0] + hist["target"][0] + hist["aux"][0], rel=1e-6)  # Eq. 4: a sum
+    assert all(torch.equal(a, b) for a, b in zip(ldm.unet.state_dict().values(), build_components("tiny", 0)["unet"].state_dict().values()))  # a copy was tuned
+
+
+def test_idl_resumes_bit_for_bit_after_a_kill(ldm, images, tmp_path) -> None:
+    src, tgt, aux = images
+    cfg = IDLConfig(steps=6, lr=1e-3, checkpoint_every=3)
+    straight, hist_a = train_idl(ldm, src, tgt, aux, config=cfg, folder=tmp_path / "a", progress=False)
+
+    def kill(step: int, _losses: dict) -> None:
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_idl(ldm, src, tgt, aux, config=cfg, folder=tmp_path / "b", callback=kill, progress=False)
+    steps_run = []
+    resumed, hist_b = train_idl(ldm, src, tgt, aux, config=cfg, folder=tmp_path / "b", callback=lambda s, _: steps_run.append(s), progress=False)
+    assert steps_run == [4, 5, 6]  # resumed from the checkpoint at step 3
+    assert hist_a == hist_b
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    again = []
+    train_idl(ldm, src, tgt, aux, config=cfg, folder=tmp_path / "b", callback=lambda s, _: again.append(s), progress=False)
+    assert again == []  # a finished run is loaded, not retrained
+
+
+def test_idl_without_aux_images_says_what_to_do(ldm, images) -> None:
+    src, tgt, _ = images
+    with pytest.raises(ValueError, match="auxiliary"):
+        train_idl(ldm, src, tgt, [], config=IDLConfig(steps=1), progress=False)
+    _, hist = train_idl(ldm, src, tgt, [], config=IDLConfig(steps=2, use_aux=False), progress=False)
+    assert set(hist) == {"source", "target", "total"}

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+import torchvision
+from torch import nn
 
 from stylecore.clip_guidance import TINY_CLIP, load_clip
-from stylecore.clipstyler import ABLATIONS, AUTHORS_CODE, PAPER, ClipStylerLoss, StyleNet, ablation_titles, image_prior_loss, train_clipstyler, with_overrides
+from stylecore.clipstyler import (
+    ABLATIONS,
+    AUTHORS_CODE,
+    PAPER,
+    PRESETS,
+    REVIEW_VALUES,
+    ClipStylerLoss,
+    StyleNet,
+    ablation_titles,
+    image_prior_loss,
+    train_clipstyler,
+    with_overrides,
+)
 from stylecore.fast_clipstyler import FastClipStyler, train_fast_clipstyler
-from stylecore.vgg import vgg19_features
+from stylecore.vgg import imagenet_normalize, vgg19_features
 
-HP = with_overrides(AUTHORS_CODE, patch_size=24, n_patches=4, lr_step=3)
+HP = with_overrides(AUTHORS_CODE, patch_size=24, n_patches=4, lr_step=3, lr_offset=0)
 
 
 @pytest.fixture(scope="module")
 def parts() -> tuple:
     clip = load_clip(TINY_CLIP, weights="random")
-    vgg = vgg19_features(HP.content_layers, weights="random")
+    vgg = vgg19_features(HP.content_layers, pooling=HP.pooling, weights="random")
     content = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0))
     return clip, vgg, content
 
@@ -47,9 +63,51 @@ def test_style_net_shape_range_and_errors() -> None:
 
 def test_presets_record_their_sources_and_paper_settings() -> None:
     for hp in (PAPER, AUTHORS_CODE):
-        assert hp.source and hp.lr == 5e-4 and hp.steps == 200 and hp.lr_step == 100 and hp.lr_gamma == 0.5
+        assert hp.source and hp.lr == 5e-4 and hp.lr_step == 100 and hp.lr_gamma == 0.5 and hp.image_size == 512
         assert (hp.patch_size, hp.n_patches, hp.tau, hp.source_text) == (128, 64, 0.7, "a Photo")
-    assert (AUTHORS_CODE.lambda_dir, AUTHORS_CODE.lambda_patch, AUTHORS_CODE.lambda_c, AUTHORS_CODE.lambda_tv) == (500, 9000, 150, 2e-3)
+        assert (hp.lambda_dir, hp.lambda_patch, hp.lambda_c, hp.lambda_tv) == (500, 9000, 150, 2e-3)
+        assert hp.content_layers == ("relu4_2", "relu5_2") and hp.pooling == "max" and hp.ensemble == "unnormalised_mean"
+    assert "Sec. 4.1" in PAPER.source and "train_CLIPstyler.py" in AUTHORS_CODE.source
+    assert (PAPER.steps, PAPER.lr_offset, PAPER.strict_rejection) == (200, 0, False)  # Eq. 4: s ≤ τ rejected
+    assert (AUTHORS_CODE.steps, AUTHORS_CODE.lr_offset, AUTHORS_CODE.strict_rejection) == (201, 1, True)  # range(0, 201), scheduler first, s < τ
+    assert (REVIEW_VALUES.lambda_dir, REVIEW_VALUES.lambda_patch, REVIEW_VALUES.lambda_c, REVIEW_VALUES.lambda_tv) == (1, 0.5, 5, 0.01)
+    assert REVIEW_VALUES.source.startswith("REVIEW VALUES") and set(PRESETS) == {"paper", "authors_code", "review_values"}
+
+
+def _official_features(features: nn.Sequential, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """train_CLIPstyler.py's ``utils.get_features(img_normalize(x), VGG)``: every module in turn, indices 21 and 31 recorded."""
+    names = {"21": "conv4_2", "31": "conv5_2"}
+    out, x = {}, imagenet_normalize(image)
+    for name, layer in features._modules.items():
+        x = layer(x)
+        if name in names:
+            out[names[name]] = x
+    return out
+
+
+def test_authors_code_content_features_equal_the_official_extraction() -> None:
+    ours = vgg19_features(AUTHORS_CODE.content_layers, pooling=AUTHORS_CODE.pooling, weights="random", seed=3)
+    torch.manual_seed(3)  # the same random weights: vgg19_features builds torchvision's vgg19 under this seed
+    official = copy.deepcopy(torchvision.models.vgg19(weights=None).features).eval()
+    assert all(m.inplace for m in official if isinstance(m, nn.ReLU))  # torchvision's default, as in the official script
+    assert [i for i, m in enumerate(official) if isinstance(m, nn.MaxPool2d)] == [4, 9, 18, 27, 36]
+    x = torch.rand(2, 3, 64, 80, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = _official_features(official, x)
+        got = ours(x)
+    for layer, official_name in zip(AUTHORS_CODE.content_layers, ("conv4_2", "conv5_2")):
+        assert torch.allclose(got[layer], want[official_name], rtol=1e-5, atol=1e-6), (layer, official_name)
+    assert (want["conv4_2"] >= 0).all()  # the in-place ReLU at index 22 rectified the tensor recorded at index 21
+    pre_relu = vgg19_features(["conv4_2"], pooling="max", weights="random", seed=3)(x)["conv4_2"]
+    assert (pre_relu < 0).any() and not torch.allclose(pre_relu, want["conv4_2"])
+    avg = vgg19_features(["relu4_2"], pooling="avg", weights="random", seed=3)(x)["relu4_2"]
+    assert not torch.allclose(avg, want["conv4_2"], atol=1e-3)  # average pooling would not reproduce the official features
+
+
+def test_loss_refuses_an_extractor_with_other_pooling(parts) -> None:
+    clip, _, content = parts
+    with pytest.raises(ValueError, match="pooling"):
+        ClipStylerLoss(clip, vgg19_features(HP.content_layers, pooling="avg", weights="random"), content, "fire", HP)
 
 
 @pytest.mark.parametrize("letter", sorted(ABLATIONS))
@@ -83,22 +141,41 @@ def test_content_layers_must_be_in_the_extractor(parts) -> None:
         ClipStylerLoss(clip, vgg19_features(["relu1_1"], weights="random"), content, "fire", HP)
 
 
+def test_lr_offset_reproduces_the_official_scheduler_first_order() -> None:
+    import warnings
+
+    from stylecore.clipstyler import step_decay
+
+    opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=5e-4)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=100, gamma=0.5)
+    official = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch warns about this order: it is the official script's
+        for _ in range(201):  # train_CLIPstyler.py: for epoch in range(0, max_step + 1): scheduler.step(); ...; optimizer.step()
+            sched.step()
+            official.append(opt.param_groups[0]["lr"])
+    ours = [AUTHORS_CODE.lr * step_decay(AUTHORS_CODE)(i) for i in range(AUTHORS_CODE.steps)]
+    assert ours == pytest.approx(official, rel=1e-12)
+    assert official.index(2.5e-4) == 99 and official[-1] == 1.25e-4
+    assert [PAPER.lr * step_decay(PAPER)(i) for i in (0, 99, 100, 199)] == pytest.approx([5e-4, 5e-4, 2.5e-4, 2.5e-4])
+
+
 def test_training_halves_lr_after_optimizer_and_resumes(parts, tmp_path) -> None:
     clip, vgg, content = parts
     loss = ClipStylerLoss(clip, vgg, content, "fire", HP)
     torch.manual_seed(0)
-    net_a = StyleNet(width=8)
+    net_a = StyleNet(ngf=8)
     init = {k: v.clone() for k, v in net_a.state_dict().items()}
     full = train_clipstyler(net_a, content, loss, steps=6, progress=False, seed=1)
     assert full.lr == [5e-4] * 3 + [2.5e-4] * 3  # StepLR(3, 0.5) stepped after each optimiser step
     assert set(full.history) == {"total", "content", "patch", "dir", "tv"} and all(len(v) == 6 for v in full.history.values())
 
     ckpt = tmp_path / "clipstyler.pt"
-    net_b = StyleNet(width=8)
+    net_b = StyleNet(ngf=8)
     net_b.load_state_dict(init)
     part = train_clipstyler(net_b, content, loss, steps=4, checkpoint=ckpt, checkpoint_every=2, progress=False, seed=1)
     assert part.steps_done == 4 and ckpt.exists()
-    net_c = StyleNet(width=8)
+    net_c = StyleNet(ngf=8)
     net_c.load_state_dict(init)
     resumed = train_clipstyler(net_c, content, loss, steps=6, checkpoint=ckpt, checkpoint_every=2, progress=False, seed=1)
     assert resumed.lr == full.lr

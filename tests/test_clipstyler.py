@@ -23,7 +23,6 @@ from stylecore.clipstyler import (
     train_clipstyler,
     with_overrides,
 )
-from stylecore.fast_clipstyler import FastClipStyler, train_fast_clipstyler
 from stylecore.vgg import imagenet_normalize, vgg19_features
 
 HP = with_overrides(AUTHORS_CODE, patch_size=24, n_patches=4, lr_step=3, lr_offset=0)
@@ -183,38 +182,3 @@ def test_training_halves_lr_after_optimizer_and_resumes(parts, tmp_path) -> None
     assert torch.allclose(resumed.output, full.output, atol=1e-5)
     with pytest.raises(ValueError, match="positive int"):
         train_clipstyler(net_c, content, loss, steps=0)
-
-
-def test_fast_variant_trains_only_the_decoder_and_stylises_any_size(parts) -> None:
-    clip, vgg, _ = parts
-    model = FastClipStyler(vgg19_features(["relu4_1"], weights="random"))
-    enc = {k: v.clone() for k, v in model.encoder.state_dict().items()}
-    dec = {k: v.clone() for k, v in model.decoder.state_dict().items()}
-    images = [torch.rand(1, 3, 40, 48), torch.rand(1, 3, 48, 40)]
-    result = train_fast_clipstyler(model, images, clip, vgg, "fire", HP, steps=2, batch_size=2, crop_size=32, progress=False)
-    assert all(torch.equal(v, model.encoder.state_dict()[k]) for k, v in enc.items())
-    assert any(not torch.equal(v, model.decoder.state_dict()[k]) for k, v in dec.items())
-    assert set(result.history) == {"total", "content", "patch", "dir", "tv"}
-    with torch.no_grad():
-        assert model(torch.rand(1, 3, 64, 96)).shape == (1, 3, 64, 96)
-    with pytest.raises(ValueError, match="relu4_1"):
-        FastClipStyler(vgg19_features(["relu3_1"], weights="random"))
-
-
-def test_fast_variant_checkpoint_resumes_to_the_same_history(parts, tmp_path) -> None:
-    clip, vgg, _ = parts
-    images = [torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(3))]
-    encoder = vgg19_features(["relu4_1"], weights="random")
-
-    def fresh() -> FastClipStyler:
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            return FastClipStyler(encoder)
-
-    kw = dict(batch_size=1, crop_size=32, progress=False, seed=2)
-    full = train_fast_clipstyler(fresh(), images, clip, vgg, "fire", HP, steps=3, **kw)
-    ckpt = tmp_path / "fast.pt"
-    train_fast_clipstyler(fresh(), images, clip, vgg, "fire", HP, steps=2, checkpoint=ckpt, checkpoint_every=1, **kw)
-    resumed = train_fast_clipstyler(fresh(), images, clip, vgg, "fire", HP, steps=3, checkpoint=ckpt, checkpoint_every=1, **kw)
-    assert resumed.history["total"] == pytest.approx(full.history["total"], rel=1e-4)
-    assert torch.allclose(resumed.output, full.output, atol=1e-5)

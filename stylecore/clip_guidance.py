@@ -315,7 +315,8 @@ def augment_patches(patches: torch.Tensor, augmentation: Augmentation = "perspec
 
     ``"perspective"``: RandomPerspective(distortion_scale=0.5, p=1, fill=0) as in the authors'
     code (Kwon & Ye 2022, Sec. 3.2); ``"affine"``: RandomAffine(30°, scale 0.8-1.2, shear 15°),
-    the paper's ablation (e); ``"none"``: ablation (d).
+    bilinear like the perspective warp (torchvision's affine default is nearest), the paper's
+    ablation (e), whose parameters the paper does not give; ``"none"``: ablation (d).
 
     Notes: ``fill=None`` (grid_sample's zero padding) instead of the authors' ``fill=0``: the
     same black border, but torchvision's fill path writes in place and would break autograd.
@@ -325,7 +326,7 @@ def augment_patches(patches: torch.Tensor, augmentation: Augmentation = "perspec
     if augmentation == "perspective":
         t = v2.RandomPerspective(distortion_scale=0.5, p=1.0, fill=None)  # type: ignore[arg-type]
     elif augmentation == "affine":
-        t = v2.RandomAffine(degrees=30, scale=(0.8, 1.2), shear=15, fill=None)  # type: ignore[arg-type]
+        t = v2.RandomAffine(degrees=30, scale=(0.8, 1.2), shear=15, interpolation=v2.InterpolationMode.BILINEAR, fill=None)  # type: ignore[arg-type]
     else:
         raise ValueError(f"augmentation must be 'perspective', 'affine' or 'none', got {augmentation!r}")
     return torch.cat([t(p.unsqueeze(0)) for p in patches])  # per-crop random parameters

@@ -261,6 +261,7 @@ def train_clipstyler(
     checkpoint_every: int = 50,
     seed: int = 0,
     progress: bool = True,
+    callback: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Fit f to one content image: Adam(lr), learning rate × γ every ``lr_step`` iterations.
 
@@ -277,7 +278,7 @@ def train_clipstyler(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, step_decay(hp))
     net.train()
     n_records = len(loss_fn.records)
-    history, lrs, seconds = fit(lambda: loss_fn(net(content)), net, opt, sched, steps, checkpoint, checkpoint_every, "CLIPstyler", progress)
+    history, lrs, seconds = fit(lambda: loss_fn(net(content)), net, opt, sched, steps, checkpoint, checkpoint_every, "CLIPstyler", progress, callback)
     net.eval()
     with torch.no_grad():
         output = net(content)
@@ -295,14 +296,15 @@ class PixelImage(nn.Module):
         return self.pixels.clamp(0, 1)
 
 
-def train_pixels(content: torch.Tensor, loss_fn: ClipStylerLoss, steps: int, lr: float = 0.02, seed: int = 0, progress: bool = True) -> TrainResult:
+def train_pixels(content: torch.Tensor, loss_fn: ClipStylerLoss, steps: int, lr: float = 0.02, seed: int = 0, progress: bool = True, module: nn.Module | None = None) -> TrainResult:
     """The same loss (Eq. 5) minimised over the pixels of the output directly, no network f (paper Fig. 7, pixel optimisation).
 
     Adam at ``lr`` (ours: the paper gives no setting for this baseline), no decay; the output is
-    clamped to [0, 1] in the forward pass.
+    clamped to [0, 1] in the forward pass. ``module``: any parameterised image ``module()`` instead
+    of the pixels, e.g. :class:`stylecore.adain.AdaINCode` (Fig. 7's "CLIP + AdaIN code").
     """
     torch.manual_seed(seed)
-    image = PixelImage(content)
+    image = PixelImage(content) if module is None else module
     opt = torch.optim.Adam(image.parameters(), lr=lr)
     n_records = len(loss_fn.records)
     history, lrs, seconds = fit(lambda: loss_fn(image()), image, opt, None, steps, desc="pixels", progress=progress)
@@ -319,12 +321,14 @@ def fit(
     checkpoint_every: int = 50,
     desc: str = "training",
     progress: bool = True,
+    callback: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, list[float]], list[float], float]:
     """The shared loop: total = Σ step_terms(); backward; optimiser step; then the scheduler step.
 
     Returns (per-term history, learning rate per iteration, seconds). With ``checkpoint`` the
     module, optimiser, scheduler, RNG state and history are written atomically every
-    ``checkpoint_every`` steps and at the end; an existing file is resumed from.
+    ``checkpoint_every`` steps and at the end; an existing file is resumed from. ``callback(step)``
+    is called after each step (a notebook's progress bar).
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
@@ -353,6 +357,8 @@ def fit(
         for k, v in terms.items():
             history.setdefault(k, []).append(v.item())
         history["total"].append(total.item())
+        if callback is not None:
+            callback(step + 1)
         if path is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
             state = {"module": module.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict() if sched is not None else {}, "rng": torch.get_rng_state(),
                      "history": history, "lr": lrs, "step": step + 1, "seconds": seconds + time.perf_counter() - t0}  # fmt: skip

@@ -182,3 +182,92 @@ def test_training_halves_lr_after_optimizer_and_resumes(parts, tmp_path) -> None
     assert torch.allclose(resumed.output, full.output, atol=1e-5)
     with pytest.raises(ValueError, match="positive int"):
         train_clipstyler(net_c, content, loss, steps=0)
+
+
+def _probe(loss: ClipStylerLoss, output: torch.Tensor, seed: int = 7) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        return loss(output)
+
+
+def test_rejection_changes_the_patch_term_exactly_on_patches_at_or_below_tau(parts) -> None:
+    clip, vgg, content = parts
+    out = torch.rand_like(content)
+    hp = with_overrides(HP, n_patches=8, strict_rejection=False)
+    no_rej = ClipStylerLoss(clip, vgg, content, "fire", hp, ABLATIONS["c"])
+    t_c = _probe(no_rej, out)
+    per = no_rej.last["per_patch"]
+    tau = float(per.median())  # about half the crops at or below τ, one exactly at it
+    full = ClipStylerLoss(clip, vgg, content, "fire", with_overrides(hp, tau=tau), ABLATIONS["a"])
+    t_a = _probe(full, out)
+    assert torch.equal(full.last["per_patch"], per)  # same seed: the same crops and warps
+    low = per <= tau
+    assert 0 < int(low.sum()) < len(per)
+    assert t_c["patch"].item() == pytest.approx(hp.lambda_patch * per.mean().item(), rel=1e-5)
+    assert t_a["patch"].item() == pytest.approx(hp.lambda_patch * per[~low].sum().item() / len(per), rel=1e-5)
+    assert (t_c["patch"] - t_a["patch"]).item() == pytest.approx(hp.lambda_patch * per[low].sum().item() / len(per), rel=1e-4)
+    assert full.records[-1]["rejected"] == int(low.sum()) and no_rej.records[-1]["rejected"] == 0
+    strict = ClipStylerLoss(clip, vgg, content, "fire", with_overrides(hp, tau=tau, strict_rejection=True), ABLATIONS["a"])
+    assert strict.records == [] and (_probe(strict, out)["patch"] - t_a["patch"]).item() == pytest.approx(hp.lambda_patch * tau / len(per), rel=1e-4)  # s = τ kept
+
+
+def test_patch_term_equals_patch_clip_loss_on_the_same_crops(parts) -> None:
+    from stylecore.clip_guidance import patch_clip_loss
+
+    clip, vgg, content = parts
+    loss = ClipStylerLoss(clip, vgg, content, "fire", with_overrides(HP, tau=0.5))
+    terms = _probe(loss, torch.rand_like(content))
+    with torch.no_grad():
+        desired = HP.lambda_patch * patch_clip_loss(clip.encode_images(loss.last["crops"]), loss.source_emb, loss.text_direction, 0.5, strict=True)
+    assert terms["patch"].item() == pytest.approx(desired.item(), rel=1e-5)
+
+
+def _ramp(h: int, w: int) -> torch.Tensor:
+    """A linear image a·x + b·y + c (bilinear sampling reproduces it exactly; affine warps keep it linear)."""
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    return torch.stack([0.2 + 0.6 * xs / w, 0.2 + 0.6 * ys / h, 0.2 + 0.3 * (xs + ys) / (h + w)]).unsqueeze(0)
+
+
+def _max_second_difference_inside(crops: torch.Tensor) -> float:
+    """Largest |second difference| over pixels 3 px or more from any fill (the warps pad with 0) and from the crop's edge."""
+    valid = torch.nn.functional.pad((crops.min(dim=1, keepdim=True).values > 0.15).float(), (3, 3, 3, 3))  # outside the crop: invalid
+    inner = -torch.nn.functional.max_pool2d(-valid, 7, 1, 0) > 0.5  # eroded by 3 px: no stencil pixel blends with the fill
+    assert inner.sum() > 20 * len(crops)
+    dxx = crops[..., :, 2:] - 2 * crops[..., :, 1:-1] + crops[..., :, :-2]
+    dyy = crops[..., 2:, :] - 2 * crops[..., 1:-1, :] + crops[..., :-2, :]
+    m = inner[..., 1:-1, 1:-1].expand(-1, 3, -1, -1)
+    return max(dxx[..., 1:-1, :][m].abs().max().item(), dyy[..., :, 1:-1][m].abs().max().item())
+
+
+def test_crops_fed_to_clip_follow_the_augmentation_setting(parts) -> None:
+    clip, vgg, content = parts
+    ramp = _ramp(*content.shape[-2:])
+    seen = {}
+    for letter in ("a", "d", "e"):
+        loss = ClipStylerLoss(clip, vgg, content, "fire", with_overrides(HP, n_patches=6), ABLATIONS[letter])
+        _probe(loss, ramp)
+        seen[letter] = loss.last
+    raw = seen["d"]["crops_raw"]
+    assert torch.equal(seen["d"]["crops"], raw)  # (d): CLIP sees the raw crops
+    for crop in raw:  # ... and they are windows of the output
+        top = round((crop[1, 0, 0].item() - 0.2) / 0.6 * ramp.shape[-2])
+        left = round((crop[0, 0, 0].item() - 0.2) / 0.6 * ramp.shape[-1])
+        assert torch.allclose(crop, ramp[0, :, top : top + crop.shape[-2], left : left + crop.shape[-1]], atol=1e-6)
+    for letter in ("a", "e"):
+        assert torch.equal(seen[letter]["crops_raw"], raw) and not torch.allclose(seen[letter]["crops"], raw)
+    assert _max_second_difference_inside(seen["e"]["crops"]) < 1e-4  # (e): an affine warp keeps the ramp linear
+    assert _max_second_difference_inside(seen["a"]["crops"]) > 1e-3  # (a): a perspective warp bends it
+
+
+def test_global_objective_uses_eq1(parts) -> None:
+    from stylecore.clip_guidance import global_clip_loss
+    from stylecore.clipstyler import GLOBAL_LOSS
+
+    clip, vgg, content = parts
+    out = torch.rand_like(content)
+    loss = ClipStylerLoss(clip, vgg, content, "fire", HP, GLOBAL_LOSS)
+    terms = _probe(loss, out)
+    with torch.no_grad():
+        assert terms["dir"].item() == pytest.approx(HP.lambda_dir * global_clip_loss(clip.encode_images(out), loss.text_emb).item(), rel=1e-5)
+        per = 1 - torch.nn.functional.cosine_similarity(clip.encode_images(loss.last["crops"]), loss.text_emb.unsqueeze(0))
+    assert torch.allclose(loss.last["per_patch"], per, atol=1e-5)

@@ -111,6 +111,8 @@ def test_text_embedding_ensembles_as_the_authors_or_as_clip(tiny) -> None:
     assert len(AUTHORS_TEMPLATES) == 79 and "a photo of many {}." not in [t("{}") for t in AUTHORS_TEMPLATES]
     assert [t("x") for t in AUTHORS_TEMPLATES][:3] == ["a bad photo of a x.", "a sculpture of a x.", "a photo of the hard to see x."]  # template.py order
     assert torch.allclose(text_embedding(tiny, "fire"), text_embedding(tiny, "fire", AUTHORS_TEMPLATES), atol=1e-7)
+    assert ("fire", "unnormalised_mean") in tiny.text_cache and text_embedding(tiny, "fire") is tiny.text_cache[("fire", "unnormalised_mean")]
+    assert not torch.allclose(text_embedding(tiny, "fire", ensemble="normalised_mean"), tiny.text_cache[("fire", "unnormalised_mean")], atol=1e-4)
     with pytest.raises(ValueError, match="non-empty"):
         text_embedding(tiny, "  ")
     with pytest.raises(ValueError, match="ensemble"):

@@ -271,3 +271,29 @@ def test_global_objective_uses_eq1(parts) -> None:
         assert terms["dir"].item() == pytest.approx(HP.lambda_dir * global_clip_loss(clip.encode_images(out), loss.text_emb).item(), rel=1e-5)
         per = 1 - torch.nn.functional.cosine_similarity(clip.encode_images(loss.last["crops"]), loss.text_emb.unsqueeze(0))
     assert torch.allclose(loss.last["per_patch"], per, atol=1e-5)
+
+
+def test_style_net_is_the_official_unet_and_lite_is_an_option() -> None:
+    from stylecore.stylenet import LiteUNet, style_network
+
+    def conv(cin: int, cout: int, k: int) -> int:
+        return cin * cout * k * k + cout
+
+    def residual(cin: int, cout: int) -> int:  # StyleNet.py EncodingBlock / the body of Down- and UpBlock
+        return conv(cin, cout, 3) + conv(cout, cout, 3) + conv(cin, cout, 1)
+
+    g = 16  # official UNet(ngf=16), layer by layer as listed in StyleNet.py
+    desired = (conv(3, g, 1) + residual(g, g) + residual(g, g) + conv(g, g, 4) + residual(g, 2 * g) + conv(2 * g, 2 * g, 4)
+               + residual(2 * g, 4 * g) + conv(4 * g, 4 * g, 4) + residual(4 * g, 8 * g) + residual(8 * g + 4 * g, 4 * g)
+               + residual(4 * g + 2 * g, 2 * g) + residual(2 * g + g, g) + residual(2 * g, g) + conv(g, 3, 1))  # fmt: skip
+    net = style_network("official")
+    assert isinstance(net, StyleNet) and sum(p.numel() for p in net.parameters()) == desired
+    norms = [m for m in net.modules() if isinstance(m, nn.InstanceNorm2d)]
+    assert norms and not any(m.affine for m in norms)  # non-affine instance norm
+    assert not any(isinstance(m, nn.LeakyReLU) for m in net.modules()) and any(isinstance(m, nn.ReLU) for m in net.modules())
+    assert [(m.kernel_size, m.stride) for m in (net.down1.downsample, net.down2.downsample, net.down3.downsample)] == [((4, 4), (2, 2))] * 3
+    x = torch.rand(1, 3, 24, 40)
+    assert net(x).shape == x.shape and isinstance(style_network("lite"), LiteUNet) and style_network("lite")(x).shape == x.shape
+    assert sum(p.numel() for p in LiteUNet().parameters()) < desired / 2
+    with pytest.raises(ValueError, match="official"):
+        style_network("resnet")

@@ -30,7 +30,7 @@ def one_mode(args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(0)
     hp = with_overrides(AUTHORS_CODE, n_patches=args.crops, patch_size=args.patch)
     clip = load_clip(args.clip, weights="random", device=dev)
-    vgg = vgg19_features(hp.content_layers, weights="random").to(dev)
+    vgg = vgg19_features(hp.content_layers, pooling=hp.pooling, weights="random").to(dev)
     content = torch.rand(1, 3, args.size, args.size, device=dev)
     net = StyleNet().to(dev)
     loss_fn = ClipStylerLoss(clip, vgg, content, "oil painting of flowers", hp, batched=args.mode == "batched")

@@ -30,6 +30,7 @@ from .data import sha256_file
 from .weights import OFFLINE_ENV, WeightsFallbackWarning, WeightsInfo, WeightsUnavailableError, random_info, resolve_policy
 
 __all__ = [
+    "AUTHORS_TEMPLATES",
     "CLIP_ENV",
     "TINY_CLIP",
     "ClipGuide",
@@ -38,6 +39,7 @@ __all__ = [
     "clip_preprocess",
     "directional_clip_loss",
     "global_clip_loss",
+    "global_clip_loss_crops",
     "load_clip",
     "patch_clip_loss",
     "random_patches",
@@ -48,6 +50,19 @@ __all__ = [
 
 CLIP_ENV = "STYLECORE_CLIP_WEIGHTS"  # local-file override of the CLIP checkpoint
 Augmentation = Literal["perspective", "affine", "none"]
+Ensemble = Literal["unnormalised_mean", "normalised_mean"]
+
+
+def _authors_templates() -> tuple[Callable[[str], str], ...]:
+    import open_clip
+
+    # github.com/cyclomon/CLIPstyler template.py: OpenAI's 80 ImageNet templates in the same order,
+    # without "a photo of many {}." (79 templates).
+    return tuple(t for t in open_clip.OPENAI_IMAGENET_TEMPLATES if t("{}") != "a photo of many {}.")
+
+
+#: The prompt templates of the authors' code (``template.py``): 79 of OpenAI's 80 ImageNet templates.
+AUTHORS_TEMPLATES: tuple[Callable[[str], str], ...] = _authors_templates()
 
 #: A 2-layer ViT/text transformer, 64 px input: the real open_clip ``CLIP`` class, tiny.
 TINY_CLIP = "stylecore-tiny-ViT"
@@ -87,6 +102,7 @@ class ClipGuide(nn.Module):
         self.image_size: int = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.text_cache: dict[tuple[str, str], torch.Tensor] = {}  # (text, ensemble) -> E_T over the authors' templates
 
     def train(self, mode: bool = True) -> "ClipGuide":  # frozen: always eval
         return super().train(False)
@@ -204,19 +220,44 @@ def load_clip(
     return ClipGuide(model, open_clip.get_tokenizer(arch), info, mean, std).to(device)
 
 
-def text_embedding(guide: ClipGuide, text: str, templates: Sequence[Callable[[str], str]] | None = None) -> torch.Tensor:
-    """Prompt ensembling: E_T(t) = normalise(mean_k normalise(CLIP_text(template_k(t)))), shape (D,).
+def text_embedding(
+    guide: ClipGuide,
+    text: str,
+    templates: Sequence[Callable[[str], str]] | None = None,
+    ensemble: Ensemble = "unnormalised_mean",
+) -> torch.Tensor:
+    """Prompt ensembling: the text put into K templates, the K embeddings averaged, shape (D,).
 
-    Radford et al. 2021, Sec. 3.1.4; the authors' code uses the 80 ImageNet templates
-    (``open_clip.OPENAI_IMAGENET_TEMPLATES``), the default here. ``templates=()`` means the bare text.
+    ``"unnormalised_mean"`` (the authors' code, ``train_CLIPstyler.py``): E_T(t) = normalise(mean_k CLIP_T(template_k(t)));
+    ``"normalised_mean"`` (Radford et al. 2021, Sec. 3.1.4): E_T(t) = normalise(mean_k normalise(CLIP_T(template_k(t)))).
+    ``templates=None``: the authors' 79 templates (:data:`AUTHORS_TEMPLATES`); ``templates=()``: the bare text.
+
+    With the default templates the result is cached on the guide (79 text-encoder passes cost
+    seconds with ViT-B/32 on a CPU). Notes: the paper (Sec. 3.1) only says "prompt engineering"; the two ensembles differ
+    because the raw text embeddings have different norms (long templates weigh more unnormalised).
     """
-    import open_clip
-
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"text must be a non-empty string, got {text!r}")
-    templates = open_clip.OPENAI_IMAGENET_TEMPLATES if templates is None else templates
+    if ensemble not in ("unnormalised_mean", "normalised_mean"):
+        raise ValueError(f"ensemble must be 'unnormalised_mean' (authors' code) or 'normalised_mean' (CLIP paper), got {ensemble!r}")
+    cache = getattr(guide, "text_cache", None) if templates is None else None  # the default templates: computed once per model
+    if cache is not None and (text, ensemble) in cache:
+        return cache[(text, ensemble)]
+    templates = AUTHORS_TEMPLATES if templates is None else templates
     prompts = [t(text) for t in templates] or [text]
-    return F.normalize(guide.encode_texts(prompts).mean(0), dim=-1)
+    with torch.no_grad():
+        tokens = guide.tokenizer(prompts).to(guide.mean.device)
+        raw = guide.model.encode_text(tokens)  # (K, D), not normalised
+    rows = raw if ensemble == "unnormalised_mean" else F.normalize(raw, dim=-1)
+    emb = F.normalize(rows.mean(0), dim=-1)
+    if cache is not None:
+        cache[(text, ensemble)] = emb
+    return emb
+
+
+def global_clip_loss_crops(crop_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+    """Per-crop global CLIP loss 1 − cos(E_I(crop_i), E_T(t)) (Eq. 1 applied to crops): (N, D), (D,) -> (N,)."""
+    return 1 - F.cosine_similarity(crop_emb, text_emb.expand_as(crop_emb), dim=-1)
 
 
 def clip_direction(target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -245,23 +286,26 @@ def directional_clip_loss(image_emb: torch.Tensor, source_image_emb: torch.Tenso
     return loss.mean() if reduction == "mean" else loss
 
 
-def threshold_rejection(losses: torch.Tensor, tau: float) -> torch.Tensor:
+def threshold_rejection(losses: torch.Tensor, tau: float, strict: bool = False) -> torch.Tensor:
     """R(s, τ) = 0 if s ≤ τ else s, elementwise (Kwon & Ye 2022, Eq. 4).
 
-    Notes: the authors' code zeroes ``s < τ`` (strictly); at exactly s = τ the two differ.
+    ``strict=True``: zero only s < τ, as the authors' code does (``loss_temp[loss_temp < thresh] = 0``);
+    the two differ only at exactly s = τ.
     """
-    return torch.where(losses <= tau, torch.zeros_like(losses), losses)
+    rejected = losses < tau if strict else losses <= tau
+    return torch.where(rejected, torch.zeros_like(losses), losses)
 
 
-def patch_clip_loss(patch_emb: torch.Tensor, source_image_emb: torch.Tensor, text_direction: torch.Tensor, tau: float | None = 0.7) -> torch.Tensor:
+def patch_clip_loss(patch_emb: torch.Tensor, source_image_emb: torch.Tensor, text_direction: torch.Tensor, tau: float | None = 0.7, strict: bool = False) -> torch.Tensor:
     """PatchCLIP loss: L_patch = 1/N Σ_i R(l_dir(aug(crop_i(f(I_c)))), τ) (Kwon & Ye 2022, Eq. 3-4).
 
     Shapes: ``patch_emb`` (N, D) of the augmented crops, ``source_image_emb`` (1, D) of the
     whole content image (as in the authors' code), ``text_direction`` (D,) -> scalar.
-    ``tau=None`` switches rejection off (ablation (c)).
+    ``source_image_emb`` may also be (N, D): one source per crop (the fast variant's batches).
+    ``tau=None`` switches rejection off (ablation (c)); ``strict`` as in :func:`threshold_rejection`.
     """
     per_patch = directional_clip_loss(patch_emb, source_image_emb, text_direction, reduction="none")  # (N,)
-    return (per_patch if tau is None else threshold_rejection(per_patch, tau)).mean()
+    return (per_patch if tau is None else threshold_rejection(per_patch, tau, strict)).mean()
 
 
 def random_patches(image: torch.Tensor, n: int, size: int) -> torch.Tensor:
@@ -279,7 +323,8 @@ def augment_patches(patches: torch.Tensor, augmentation: Augmentation = "perspec
 
     ``"perspective"``: RandomPerspective(distortion_scale=0.5, p=1, fill=0) as in the authors'
     code (Kwon & Ye 2022, Sec. 3.2); ``"affine"``: RandomAffine(30°, scale 0.8-1.2, shear 15°),
-    the paper's ablation (e); ``"none"``: ablation (d).
+    bilinear like the perspective warp (torchvision's affine default is nearest), the paper's
+    ablation (e), whose parameters the paper does not give; ``"none"``: ablation (d).
 
     Notes: ``fill=None`` (grid_sample's zero padding) instead of the authors' ``fill=0``: the
     same black border, but torchvision's fill path writes in place and would break autograd.
@@ -289,7 +334,7 @@ def augment_patches(patches: torch.Tensor, augmentation: Augmentation = "perspec
     if augmentation == "perspective":
         t = v2.RandomPerspective(distortion_scale=0.5, p=1.0, fill=None)  # type: ignore[arg-type]
     elif augmentation == "affine":
-        t = v2.RandomAffine(degrees=30, scale=(0.8, 1.2), shear=15, fill=None)  # type: ignore[arg-type]
+        t = v2.RandomAffine(degrees=30, scale=(0.8, 1.2), shear=15, interpolation=v2.InterpolationMode.BILINEAR, fill=None)  # type: ignore[arg-type]
     else:
         raise ValueError(f"augmentation must be 'perspective', 'affine' or 'none', got {augmentation!r}")
     return torch.cat([t(p.unsqueeze(0)) for p in patches])  # per-crop random parameters

@@ -1,8 +1,11 @@
 """CLIPstyler (Kwon & Ye, CVPR 2022): a U-Net f trained so that f(I_c) moves along a text direction.
 
-Notebook 05 teaches the losses (:mod:`stylecore.clip_guidance`); this module holds the style
-network, the two hyper-parameter sets (paper / authors' code), the ablation settings of the
-paper's Fig. 6, the total loss and the training loop (Adam, step decay, checkpoint + resume).
+Notebook 05 teaches the losses (:mod:`stylecore.clip_guidance`); this module holds the
+hyper-parameter sets (the paper's, the official code's, and the review values, each with its
+source), the ablation settings of the paper's Fig. 6, the total loss (Eq. 5), the training loop
+(Adam, step decay, checkpoint + resume), the pixel-optimisation alternative of Fig. 7 and the
+authors' pre- and post-processing (square resizing, ×1.5 contrast). The networks f live in
+:mod:`stylecore.stylenet`.
 """
 
 from __future__ import annotations
@@ -11,17 +14,37 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
-from .clip_guidance import Augmentation, ClipGuide, augment_patches, clip_direction, directional_clip_loss, patch_clip_loss, random_patches, text_embedding
+from .clip_guidance import (
+    Augmentation,
+    ClipGuide,
+    Ensemble,
+    augment_patches,
+    clip_direction,
+    directional_clip_loss,
+    global_clip_loss,
+    global_clip_loss_crops,
+    random_patches,
+    text_embedding,
+    threshold_rejection,
+)
 from .images import atomic_path
 from .losses import content_loss
+from .stylenet import LiteUNet, StyleNet, style_network
 from .vgg import VGGFeatures
 
-__all__ = ["ABLATIONS", "AUTHORS_CODE", "PAPER", "Ablation", "ClipStylerHyperParams", "ClipStylerLoss", "StyleNet", "TrainResult", "ablation_titles", "crop_to_multiple", "fit", "image_prior_loss", "train_clipstyler", "with_overrides"]
+__all__ = [
+    "ABLATIONS", "AUTHORS_CODE", "GLOBAL_LOSS", "PAPER", "PRESETS", "REVIEW_VALUES", "Ablation", "ClipStylerHyperParams", "ClipStylerLoss",
+    "LiteUNet", "StyleNet", "TrainResult", "ablation_titles", "authors_postprocess", "crop_to_multiple", "fit", "image_prior_loss",
+    "resize_square", "step_decay", "style_network", "train_clipstyler", "train_pixels", "with_overrides",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -33,33 +56,63 @@ class ClipStylerHyperParams:
     lambda_c: float  # λ_c, content loss
     lambda_tv: float  # λ_tv, total variation
     content_layers: tuple[str, ...]
+    pooling: Literal["max", "avg"] = "max"  # VGG19's own max pooling (torchvision's vgg19 in the official code)
     lr: float = 5e-4  # Adam
-    lr_step: int = 100  # halve the learning rate every lr_step iterations
+    lr_step: int = 100  # multiply the learning rate by lr_gamma every lr_step iterations
     lr_gamma: float = 0.5
+    lr_offset: int = 0  # lr at iteration i (from 0) = lr · γ^((i + lr_offset) // lr_step); 1 = the official order (see AUTHORS_CODE)
     steps: int = 200
     patch_size: int = 128
     n_patches: int = 64  # n
     tau: float = 0.7  # τ of the threshold rejection
+    strict_rejection: bool = False  # False: R zeroes s ≤ τ (Eq. 4); True: s < τ (official code)
+    ensemble: Ensemble = "unnormalised_mean"  # prompt ensembling (stylecore.clip_guidance.text_embedding)
     source_text: str = "a Photo"
+    image_size: int = 512  # square side the content image is resized to
     source: str = ""
 
 
-#: Kwon & Ye 2022, Sec. 4 "Implementation details" (values as we read the paper; see Notes in the notebook).
-PAPER = ClipStylerHyperParams(500.0, 9000.0, 150.0, 2e-3, ("relu4_2", "relu5_2"), source="Kwon & Ye 2022, Sec. 4")
-#: github.com/cyclomon/CLIPstyler train_CLIPstyler.py defaults: get_features indices '21' (conv4_2,
-#: pre-ReLU) and '31' (named 'conv5_2' but torchvision index 31 is relu5_2).
-AUTHORS_CODE = ClipStylerHyperParams(500.0, 9000.0, 150.0, 2e-3, ("conv4_2", "relu5_2"), source="official code (train_CLIPstyler.py)")
+#: Kwon & Ye 2022, Sec. 4.1 "Experimental settings": λ_d = 5×10², λ_p = 9×10³, λ_c = 150, λ_tv = 2×10⁻³;
+#: 512×512 content, 200 iterations, Adam lr 5×10⁻⁴; crop size 128, n = 64 crops; τ = 0.7; source text "a Photo".
+#: Content layers and the lr halving at iteration 100 as in the official code (the text does not name them).
+PAPER = ClipStylerHyperParams(
+    500.0, 9000.0, 150.0, 2e-3, ("relu4_2", "relu5_2"),
+    source="Kwon & Ye 2022, Sec. 4.1 'Experimental settings' (λ_d 5e2, λ_p 9e3, λ_c 150, λ_tv 2e-3, 512 px, 200 it., lr 5e-4, crop 128, n 64, τ 0.7); "
+    "R(s, τ) = 0 for s ≤ τ (Eq. 4); layers and lr decay from the official code",
+)  # fmt: skip
+#: github.com/cyclomon/CLIPstyler ``train_CLIPstyler.py`` argparse defaults and loop. Content features:
+#: ``utils.get_features`` records torchvision ``vgg19().features`` indices '21' ("conv4_2") and '31'
+#: ("conv5_2"); torchvision's VGG19 runs ReLU *in place*, so the tensor stored at index 21 is
+#: overwritten by the ReLU at index 22: the official code's "conv4_2" holds relu4_2, and index 31
+#: is relu5_2. Max pooling (torchvision's). The loop runs ``range(0, max_step + 1)`` = 201 iterations
+#: and calls ``scheduler.step()`` before ``optimizer.step()``, so the lr is halved after 99
+#: iterations, not 100 (lr_offset = 1); rejection is ``loss < thresh`` (strict).
+AUTHORS_CODE = ClipStylerHyperParams(
+    500.0, 9000.0, 150.0, 2e-3, ("relu4_2", "relu5_2"), pooling="max", steps=201, lr_offset=1, strict_rejection=True,
+    source="official code train_CLIPstyler.py (argparse defaults; get_features indices 21/31 = relu4_2/relu5_2 via in-place ReLU; "
+    "201 iterations, scheduler stepped before the optimiser; loss < thresh rejected)",
+)  # fmt: skip
+#: Values that third-party summaries of the paper quote (λ_d = 1, λ_p = 0.5, λ_c = 5, λ_tv = 0.01). They are
+#: NOT the paper's nor the official code's; kept so that the notebook can show what that balance does.
+REVIEW_VALUES = replace(PAPER, lambda_dir=1.0, lambda_patch=0.5, lambda_c=5.0, lambda_tv=0.01,
+                        source="REVIEW VALUES: quoted by third-party reviews of the paper; neither the paper nor the official code")  # fmt: skip
+PRESETS: dict[str, ClipStylerHyperParams] = {"paper": PAPER, "authors_code": AUTHORS_CODE, "review_values": REVIEW_VALUES}
 
 
 @dataclass(frozen=True)
 class Ablation:
-    """One column of the paper's ablation (Fig. 6): which terms and tricks are on."""
+    """One column of the paper's ablation (Fig. 6): which terms and tricks are on.
+
+    ``objective="global"`` swaps the directional losses for the global CLIP loss of Eq. 1
+    (on the whole output and on every crop): the paper's argument for L_dir (Sec. 3.1).
+    """
 
     title: str
     use_dir: bool = True
     use_patch: bool = True
     rejection: bool = True
     augmentation: Augmentation = "perspective"
+    objective: Literal["directional", "global"] = "directional"
 
 
 ABLATIONS: dict[str, Ablation] = {
@@ -70,42 +123,34 @@ ABLATIONS: dict[str, Ablation] = {
     "e": Ablation("(e) affine aug.", augmentation="affine"),
     "f": Ablation("(f) no L_patch", use_patch=False),
 }
+#: Eq. 1 instead of Eq. 2-3: L_dir -> 1 − cos(E_I(f(I_c)), E_T(t_sty)), each crop likewise.
+GLOBAL_LOSS = Ablation("global CLIP loss (Eq. 1)", objective="global")
 
 
-class StyleNet(nn.Module):
-    """The lightweight U-Net f: (B, 3, H, W) in [0, 1] -> (B, 3, H, W) in (0, 1) (sigmoid output).
+def resize_square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize (B, 3, H, W) to size × size ignoring the aspect ratio, as the authors' ``utils.load_image2``.
 
-    Three stride-2 encoder stages with skip connections and bilinear upsampling; ``width``
-    channels at full resolution, doubled per stage. H and W must be multiples of 8.
-
-    Notes: the layer widths are our reading of the authors' ``StyleNet.UNet`` (16 base
-    channels); the paper only says "lightweight CNN".
+    Bicubic with antialiasing (PIL's ``Image.resize`` default), clamped to [0, 1]. Notes: the
+    official code resizes every content image to 512×512 (``--img_width``/``--img_height``).
     """
+    if size < 8 or size % 8:
+        raise ValueError(f"square size must be a positive multiple of 8 (the U-Net halves 3 times), got {size}")
+    return F.interpolate(image, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
 
-    def __init__(self, width: int = 16) -> None:
-        super().__init__()
 
-        def block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.InstanceNorm2d(cout, affine=True), nn.LeakyReLU(0.2))
+def authors_postprocess(image: torch.Tensor, contrast: float = 1.5, minmax: bool = True) -> torch.Tensor:
+    """The official code's saved result: clamp to [0, 1], ``adjust_contrast(·, 1.5)``, then min-max rescale.
 
-        c = (width, 2 * width, 4 * width, 8 * width)
-        self.inc = block(3, c[0])
-        self.down = nn.ModuleList([block(c[i], c[i + 1], 2) for i in range(3)])
-        self.up = nn.ModuleList([block(c[i + 1] + c[i], c[i]) for i in reversed(range(3))])
-        self.out = nn.Conv2d(c[0], 3, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape[-1] % 8 or x.shape[-2] % 8:
-            raise ValueError(f"StyleNet expects (B, 3, H, W) with H, W multiples of 8, got {tuple(x.shape)}")
-        skips = [self.inc(x)]
-        for down in self.down:
-            skips.append(down(skips[-1]))
-        y = skips.pop()
-        for up in self.up:
-            skip = skips.pop()
-            y = nn.functional.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            y = up(torch.cat([y, skip], dim=1))
-        return torch.sigmoid(self.out(y))
+    ``train_CLIPstyler.py`` saves ``adjust_contrast(clamp(f(I_c)), 1.5)`` through
+    ``torchvision.utils.save_image(..., normalize=True)``, which stretches the image's own
+    [min, max] to [0, 1] (``minmax``). ``contrast=1`` and ``minmax=False`` give the raw output.
+    Notes: the paper does not mention this post-processing; its figures were made with it.
+    """
+    out = TF.adjust_contrast(image.clamp(0, 1), contrast) if contrast != 1 else image.clamp(0, 1)
+    if minmax:
+        lo, hi = out.amin(dim=(1, 2, 3), keepdim=True), out.amax(dim=(1, 2, 3), keepdim=True)
+        out = (out - lo) / (hi - lo).clamp_min(1e-5)
+    return out
 
 
 def image_prior_loss(image: torch.Tensor) -> torch.Tensor:
@@ -132,17 +177,28 @@ class ClipStylerLoss:
     Built once per (content, text): stores the content features, E_I(I_c) and ΔT. Calling it on
     the output f(I_c) (1, 3, H, W) returns the dict of *weighted* terms (ablated terms are absent).
     All crops of a step go through CLIP in one batched call unless ``batched=False``.
+
+    After each call ``last`` holds what the step fed CLIP (``crops_raw``: the random crops,
+    ``crops``: after augmentation, ``per_patch``: l_patch of each crop before rejection) and
+    ``records`` gains one dict of diagnostics: ``patch_unrejected`` (λ_p · mean l_patch, no
+    rejection), ``rejected`` (crops R zeroed), ``aug_change`` (mean |crops − crops_raw|).
     """
 
     def __init__(self, clip: ClipGuide, vgg: VGGFeatures, content: torch.Tensor, text: str, hp: ClipStylerHyperParams, ablation: Ablation = ABLATIONS["a"], batched: bool = True) -> None:
         missing = [n for n in hp.content_layers if n not in vgg.layers]
         if missing:
             raise ValueError(f"the VGG extractor lacks content layers {missing}; build it with vgg19_features({list(hp.content_layers)})")
+        pooling = getattr(vgg, "pooling", hp.pooling)
+        if pooling != hp.pooling:
+            raise ValueError(f"the VGG extractor uses {pooling!r} pooling but the hyper-parameters ask for {hp.pooling!r}; build it with vgg19_features(..., pooling={hp.pooling!r})")
         self.clip, self.vgg, self.hp, self.ablation, self.batched = clip, vgg, hp, ablation, batched
+        self.last: dict[str, torch.Tensor] = {}
+        self.records: list[dict[str, float]] = []
         with torch.no_grad():
             self.content_features = {k: v.detach() for k, v in vgg(content).items()}
             self.source_emb = clip.encode_images(content)  # E_I(I_c), (1, D)
-            self.text_direction = clip_direction(text_embedding(clip, text), text_embedding(clip, hp.source_text))  # ΔT, (D,)
+            self.text_emb = text_embedding(clip, text, ensemble=hp.ensemble)  # E_T(t_sty), (D,)
+            self.text_direction = clip_direction(self.text_emb, text_embedding(clip, hp.source_text, ensemble=hp.ensemble))  # ΔT, (D,)
 
     def _encode(self, images: torch.Tensor) -> torch.Tensor:
         if self.batched:
@@ -153,12 +209,25 @@ class ClipStylerLoss:
         hp, ab = self.hp, self.ablation
         feats = self.vgg(output)
         terms = {"content": hp.lambda_c * sum(content_loss(feats[n], self.content_features[n], reduction="mean") for n in hp.content_layers)}
+        record: dict[str, float] = {}
         if ab.use_patch:
-            crops = augment_patches(random_patches(output, hp.n_patches, hp.patch_size), ab.augmentation)  # (n, 3, S, S)
-            terms["patch"] = hp.lambda_patch * patch_clip_loss(self._encode(crops), self.source_emb, self.text_direction, hp.tau if ab.rejection else None)
+            raw = random_patches(output, hp.n_patches, hp.patch_size)  # (n, 3, S, S)
+            crops = augment_patches(raw, ab.augmentation)
+            emb = self._encode(crops)  # (n, D)
+            if ab.objective == "global":
+                per_patch = global_clip_loss_crops(emb, self.text_emb)  # (n,)
+            else:
+                per_patch = directional_clip_loss(emb, self.source_emb, self.text_direction, reduction="none")  # l_patch^(i), (n,)
+            kept = threshold_rejection(per_patch, hp.tau, hp.strict_rejection) if ab.rejection else per_patch  # R(l, τ), Eq. 4
+            terms["patch"] = hp.lambda_patch * kept.mean()  # Eq. 3
+            self.last = {"crops_raw": raw.detach(), "crops": crops.detach(), "per_patch": per_patch.detach()}
+            record = {"patch_unrejected": hp.lambda_patch * per_patch.mean().item(), "rejected": int((kept == 0).sum() - (per_patch == 0).sum()),
+                      "aug_change": (crops - raw).abs().mean().item()}  # fmt: skip
         if ab.use_dir:
-            terms["dir"] = hp.lambda_dir * directional_clip_loss(self.clip.encode_images(output), self.source_emb, self.text_direction)
+            emb = self.clip.encode_images(output)
+            terms["dir"] = hp.lambda_dir * (global_clip_loss(emb, self.text_emb) if ab.objective == "global" else directional_clip_loss(emb, self.source_emb, self.text_direction))
         terms["tv"] = hp.lambda_tv * image_prior_loss(output)
+        self.records.append(record)
         return terms
 
 
@@ -171,10 +240,16 @@ class TrainResult:
     output: torch.Tensor
     steps_done: int
     lr: list[float] = field(default_factory=list)  # learning rate used at each iteration
+    diagnostics: list[dict[str, float]] = field(default_factory=list)  # ClipStylerLoss.records of the steps run in this call
 
     @property
     def final(self) -> dict[str, float]:
         return {k: v[-1] for k, v in self.history.items() if v}
+
+
+def step_decay(hp: ClipStylerHyperParams) -> Callable[[int], float]:
+    """Multiplier of the base lr at iteration i: γ^((i + lr_offset) // lr_step) (for ``LambdaLR``)."""
+    return lambda i: hp.lr_gamma ** ((i + hp.lr_offset) // hp.lr_step)
 
 
 def train_clipstyler(
@@ -186,25 +261,54 @@ def train_clipstyler(
     checkpoint_every: int = 50,
     seed: int = 0,
     progress: bool = True,
+    callback: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Fit f to one content image: Adam(lr), learning rate × γ every ``lr_step`` iterations.
 
-    Kwon & Ye 2022, Sec. 4: 200 iterations, lr 5e-4 halved at iteration 100. The scheduler
-    steps *after* the optimiser (the order PyTorch requires). With ``checkpoint`` the net,
-    optimiser, scheduler, RNG and history are saved atomically every ``checkpoint_every``
-    steps, and a later call with the same path resumes where it stopped.
+    Kwon & Ye 2022, Sec. 4.1: 200 iterations, lr 5e-4 (halved at 100 in the official code). Our
+    scheduler steps *after* the optimiser (the order PyTorch requires); ``hp.lr_offset = 1``
+    reproduces the official order's learning rates exactly (there the scheduler steps first).
+    With ``checkpoint`` the net, optimiser, scheduler, RNG and history are saved atomically every
+    ``checkpoint_every`` steps, and a later call with the same path resumes where it stopped.
     """
     hp = loss_fn.hp
     steps = hp.steps if steps is None else steps
     torch.manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=hp.lr)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=hp.lr_step, gamma=hp.lr_gamma)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, step_decay(hp))
     net.train()
-    history, lrs, seconds = fit(lambda: loss_fn(net(content)), net, opt, sched, steps, checkpoint, checkpoint_every, "CLIPstyler", progress)
+    n_records = len(loss_fn.records)
+    history, lrs, seconds = fit(lambda: loss_fn(net(content)), net, opt, sched, steps, checkpoint, checkpoint_every, "CLIPstyler", progress, callback)
     net.eval()
     with torch.no_grad():
         output = net(content)
-    return TrainResult(history, seconds, output, steps, lrs)
+    return TrainResult(history, seconds, output, steps, lrs, loss_fn.records[n_records:])
+
+
+class PixelImage(nn.Module):
+    """The output image itself as the only parameter (Fig. 7's "CLIP + pixel optimisation"), started at I_c."""
+
+    def __init__(self, content: torch.Tensor) -> None:
+        super().__init__()
+        self.pixels = nn.Parameter(content.detach().clone())
+
+    def forward(self) -> torch.Tensor:
+        return self.pixels.clamp(0, 1)
+
+
+def train_pixels(content: torch.Tensor, loss_fn: ClipStylerLoss, steps: int, lr: float = 0.02, seed: int = 0, progress: bool = True, module: nn.Module | None = None) -> TrainResult:
+    """The same loss (Eq. 5) minimised over the pixels of the output directly, no network f (paper Fig. 7, pixel optimisation).
+
+    Adam at ``lr`` (ours: the paper gives no setting for this baseline), no decay; the output is
+    clamped to [0, 1] in the forward pass. ``module``: any parameterised image ``module()`` instead
+    of the pixels, e.g. :class:`stylecore.adain.AdaINCode` (Fig. 7's "CLIP + AdaIN code").
+    """
+    torch.manual_seed(seed)
+    image = PixelImage(content) if module is None else module
+    opt = torch.optim.Adam(image.parameters(), lr=lr)
+    n_records = len(loss_fn.records)
+    history, lrs, seconds = fit(lambda: loss_fn(image()), image, opt, None, steps, desc="pixels", progress=progress)
+    return TrainResult(history, seconds, image().detach(), steps, lrs, loss_fn.records[n_records:])
 
 
 def fit(
@@ -217,12 +321,14 @@ def fit(
     checkpoint_every: int = 50,
     desc: str = "training",
     progress: bool = True,
+    callback: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, list[float]], list[float], float]:
     """The shared loop: total = Σ step_terms(); backward; optimiser step; then the scheduler step.
 
     Returns (per-term history, learning rate per iteration, seconds). With ``checkpoint`` the
     module, optimiser, scheduler, RNG state and history are written atomically every
-    ``checkpoint_every`` steps and at the end; an existing file is resumed from.
+    ``checkpoint_every`` steps and at the end; an existing file is resumed from. ``callback(step)``
+    is called after each step (a notebook's progress bar).
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
@@ -251,6 +357,8 @@ def fit(
         for k, v in terms.items():
             history.setdefault(k, []).append(v.item())
         history["total"].append(total.item())
+        if callback is not None:
+            callback(step + 1)
         if path is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
             state = {"module": module.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict() if sched is not None else {}, "rng": torch.get_rng_state(),
                      "history": history, "lr": lrs, "step": step + 1, "seconds": seconds + time.perf_counter() - t0}  # fmt: skip

@@ -1,112 +1,164 @@
-"""Fast CLIPstyler (Kwon & Ye 2022, Sec. 5.1-5.2): one text, any content image, one forward pass.
+"""Fast CLIPstyler (Kwon & Ye 2022, Sec. 3.4): one text, any content image, one forward pass.
 
-A frozen VGG19 encoder (up to relu4_1) and a trainable mirror decoder are fitted on random
-patches of training images with the CLIPstyler losses; there are no sub-crops: each training
-patch is itself the "patch" of the PatchCLIP loss. Afterwards any image — also a
-high-resolution one — is stylised by ``model(image)``.
+As the official ``train_fast.py``: AdaIN's pretrained VGG encoder (to relu4_1, frozen) and AdaIN's
+pretrained decoder (:mod:`stylecore.adain`); only the decoder is fine-tuned, for one text, on
+random 224-px crops of training photos (the authors use DIV2K), with its own loss weights and
+schedule (:data:`FAST_AUTHORS_CODE`). Each step draws 16 random perspectives of the whole output
+batch for the PatchCLIP term (the training crops themselves are the "patches"). Afterwards any
+image — also a high-resolution one — is stylised by ``model(image)``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torchvision.transforms import v2
 
-from .clip_guidance import ClipGuide, augment_patches, clip_direction, directional_clip_loss, patch_clip_loss, random_patches, text_embedding
-from .clipstyler import ClipStylerHyperParams, TrainResult, fit, image_prior_loss
-from .losses import content_loss
-from .vgg import VGGFeatures
+from .adain import AdaINEncoder, load_adain_decoder, load_adain_encoder
+from .clip_guidance import ClipGuide, Ensemble, clip_direction, directional_clip_loss, random_patches, text_embedding, threshold_rejection
+from .clipstyler import TrainResult, fit, image_prior_loss
+from .weights import WeightsInfo
 
-__all__ = ["FastClipStyler", "train_fast_clipstyler"]
+__all__ = ["FAST_AUTHORS_CODE", "FastClipStyler", "FastHyperParams", "load_fast_clipstyler", "perspective_draws", "train_fast_clipstyler"]
 
 
-def _decoder() -> nn.Sequential:
-    def conv(cin: int, cout: int) -> list[nn.Module]:
-        return [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3), nn.ReLU()]
+@dataclass(frozen=True)
+class FastHyperParams:
+    """Loss weights and schedule of the fast variant; ``source`` says where they come from."""
 
-    up = nn.Upsample(scale_factor=2, mode="nearest")
-    return nn.Sequential(
-        *conv(512, 256), up,
-        *conv(256, 256), *conv(256, 256), *conv(256, 256), *conv(256, 128), nn.Upsample(scale_factor=2, mode="nearest"),
-        *conv(128, 128), *conv(128, 64), nn.Upsample(scale_factor=2, mode="nearest"),
-        *conv(64, 64), nn.ReflectionPad2d(1), nn.Conv2d(64, 3, 3), nn.Sigmoid(),
-    )  # fmt: skip
+    lambda_c: float = 1.0  # content: MSE of relu4_1 (AdaIN encoder) of f(x) and x
+    lambda_patch: float = 10.0  # PatchCLIP over the perspective draws
+    lambda_dir: float = 1.0  # directional CLIP loss of each whole output
+    lambda_tv: float = 1e-4
+    lr: float = 1e-4  # Adam on the decoder only
+    lr_decay: float = 5e-5  # lr_i = lr / (1 + lr_decay · i)
+    steps: int = 200
+    batch_size: int = 4
+    crop_size: int = 224
+    n_draws: int = 16  # random perspectives of the whole batch per step
+    tau: float = 0.7
+    strict_rejection: bool = True  # loss < thresh rejected, as the official code
+    ensemble: Ensemble = "unnormalised_mean"
+    source_text: str = "a Photo"
+    source: str = ""
+
+
+#: github.com/cyclomon/CLIPstyler ``train_fast.py`` argparse defaults: --content_weight 1, --clip_weight 10,
+#: --glob_weight 1, --tv_weight 1e-4, --lr 1e-4, --lr_decay 5e-5, --max_iter 200, --batch_size 4,
+#: --crop_size 224, --thresh 0.7; ``for it in range(16)`` perspective draws per batch.
+FAST_AUTHORS_CODE = FastHyperParams(source="official code train_fast.py (argparse defaults; 16 perspective draws per batch)")
 
 
 class FastClipStyler(nn.Module):
-    """Encoder E (frozen VGG19 to relu4_1) + decoder D: f(I) = D(E(I)), (B, 3, H, W) -> (B, 3, H, W).
+    """f(I) = D(E(I)): frozen AdaIN encoder E (to relu4_1) + trainable AdaIN decoder D; (B, 3, H, W) -> (B, 3, H, W).
 
-    Notes: the decoder mirrors VGG19 as in AdaIN (Huang & Belongie 2017), which the paper's
-    fast variant builds on; H and W must be multiples of 8.
+    The output is unbounded (no final activation, as upstream); clamp it to show it. H and W
+    must be multiples of 8.
     """
 
-    def __init__(self, encoder: VGGFeatures) -> None:
+    def __init__(self, encoder: AdaINEncoder, decoder: nn.Sequential, decoder_info: WeightsInfo | None = None) -> None:
         super().__init__()
-        if encoder.layers != ("relu4_1",):
-            raise ValueError(f"the encoder must return exactly relu4_1; build it with vgg19_features(['relu4_1']), got {encoder.layers}")
-        self.encoder = encoder
-        self.decoder = _decoder()
+        if not isinstance(encoder, AdaINEncoder):
+            raise ValueError(f"the encoder must be stylecore.adain.AdaINEncoder (AdaIN's VGG to relu4_1), got {type(encoder).__name__}")
+        self.encoder, self.decoder, self.decoder_info = encoder, decoder, decoder_info
 
     @property
-    def weights_info(self):  # noqa: ANN201 - the encoder's WeightsInfo
-        return self.encoder.weights_info
+    def weights_label(self) -> str:
+        enc = self.encoder.weights_info.label if self.encoder.weights_info else "AdaIN VGG (unlabelled)"
+        dec = self.decoder_info.label if self.decoder_info else "AdaIN decoder (unlabelled)"
+        return f"{enc} | {dec}"
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if image.ndim != 4 or image.shape[-1] % 8 or image.shape[-2] % 8:
             raise ValueError(f"expected (B, 3, H, W) with H, W multiples of 8, got {tuple(image.shape)}")
-        return self.decoder(self.encoder(image)["relu4_1"])
+        return self.decoder(self.encoder(image))
+
+
+def load_fast_clipstyler(
+    weights: str | None = None,
+    vgg_file: str | os.PathLike[str] | None = None,
+    decoder_file: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+) -> FastClipStyler:
+    """The fast model from AdaIN's ``vgg_normalised.pth`` + ``decoder.pth`` (local files, ``$STYLECORE_ADAIN_*_WEIGHTS``,
+    the torch hub cache or a download), or offline the same architecture with random weights (labelled RANDOM)."""
+    encoder = load_adain_encoder(weights, vgg_file, seed=seed)
+    decoder, info = load_adain_decoder(weights, decoder_file, seed=seed + 1)
+    return FastClipStyler(encoder, decoder, info)
+
+
+def perspective_draws(batch: torch.Tensor, n: int, size: int | None = None) -> torch.Tensor:
+    """n random perspectives, each applied to the whole batch (one draw = one warp for all B images): (B, …) -> (n·B, …).
+
+    As ``train_fast.py``: ``RandomPerspective(fill=0, p=1, distortion_scale=0.5)`` then ``Resize(224)``
+    on the batch tensor, which draws one set of parameters per call. Row k of the result is a warp
+    of image k mod B. ``size``: resize the draws (None keeps the crop size; CLIP resizes anyway).
+    """
+    warp = v2.RandomPerspective(distortion_scale=0.5, p=1.0, fill=None)  # type: ignore[arg-type]  # fill=None: zero border, autograd-safe
+    draws = torch.cat([warp(batch) for _ in range(n)])
+    return draws if size is None else F.interpolate(draws, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
 def train_fast_clipstyler(
     model: FastClipStyler,
     images: Sequence[torch.Tensor],
     clip: ClipGuide,
-    vgg: VGGFeatures,
     text: str,
-    hp: ClipStylerHyperParams,
-    steps: int,
-    batch_size: int = 4,
-    crop_size: int = 224,
+    hp: FastHyperParams = FAST_AUTHORS_CODE,
+    steps: int | None = None,
     seed: int = 0,
     progress: bool = True,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 100,
 ) -> TrainResult:
-    """Fit the decoder on random ``crop_size`` patches of ``images`` (each (1, 3, H, W)).
+    """Fine-tune the decoder on random ``hp.crop_size`` crops of ``images`` (each (1, 3, H, W)) for one text.
 
-    Per step, for a batch x of B patches and y = f(x):
-    L = λ_p · mean_i R(l_dir(aug(y_i), x_i), τ) + λ_d · mean_i l_dir(y_i, x_i) + λ_c L_c(y, x) + λ_tv L_tv(y)
-    (Kwon & Ye 2022, Sec. 5.1: the same losses, with the training patches as the PatchCLIP patches).
-    Adam at ``hp.lr``; the returned ``output`` is the last batch's stylisation. ``checkpoint``:
-    decoder, optimiser, RNG and history saved atomically every ``checkpoint_every`` steps; resumed if present.
+    Per step, for a batch x of B crops, y = f(x) and the n·B perspective draws a_k of y (k mod B = image):
+
+        L = λ_c ‖E(y) − E(x)‖² + λ_p mean_k R(l_dir(a_k, x_{k mod B}), τ) + λ_d mean_b l_dir(y_b, x_b) + λ_tv L_tv(y)
+
+    (Kwon & Ye 2022, Sec. 3.4; weights and schedule of ``train_fast.py``: Adam on the decoder,
+    lr_i = lr / (1 + decay · i)). ``output`` of the result is the last batch's stylisation;
+    ``checkpoint``: decoder, optimiser, scheduler, RNG and history saved atomically every
+    ``checkpoint_every`` steps and resumed if present.
     """
     if not images:
         raise ValueError("give at least one training image")
+    small = [tuple(im.shape[-2:]) for im in images if min(im.shape[-2:]) < hp.crop_size]
+    if small:
+        raise ValueError(f"training images {small} are smaller than crop_size {hp.crop_size}; load them larger or lower the crop size")
+    steps = hp.steps if steps is None else steps
     torch.manual_seed(seed)
     with torch.no_grad():
-        t_dir = clip_direction(text_embedding(clip, text), text_embedding(clip, hp.source_text))  # ΔT, (D,)
+        t_dir = clip_direction(text_embedding(clip, text, ensemble=hp.ensemble), text_embedding(clip, hp.source_text, ensemble=hp.ensemble))  # ΔT, (D,)
     opt = torch.optim.Adam(model.decoder.parameters(), lr=hp.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0 / (1.0 + hp.lr_decay * i))
     last: list[torch.Tensor] = []
 
     def step_terms() -> dict[str, torch.Tensor]:
-        picks = torch.randint(0, len(images), (batch_size,)).tolist()
-        x = torch.cat([random_patches(images[i], 1, crop_size) for i in picks])  # (B, 3, S, S)
+        picks = torch.randint(0, len(images), (hp.batch_size,)).tolist()
+        x = torch.cat([random_patches(images[i], 1, hp.crop_size) for i in picks])  # (B, 3, S, S)
         with torch.no_grad():
-            src = clip.encode_images(x)  # E_I(x_i), (B, D)
-            target = vgg(x)
+            src = clip.encode_images(x)  # E_I(x_b), (B, D)
+            target = model.encoder(x)  # relu4_1 of the content crops
         y = model(x)
-        feats = vgg(y)
         last[:] = [y.detach()]
+        draws = perspective_draws(y, hp.n_draws)  # (n·B, 3, S, S)
+        per_draw = directional_clip_loss(clip.encode_images(draws), src.repeat(hp.n_draws, 1), t_dir, reduction="none")  # (n·B,)
         return {
-            "content": hp.lambda_c * sum(content_loss(feats[n], target[n], reduction="mean") for n in hp.content_layers),
-            "patch": hp.lambda_patch * patch_clip_loss(clip.encode_images(augment_patches(y)), src, t_dir, hp.tau),
+            "content": hp.lambda_c * F.mse_loss(model.encoder(y), target),
+            "patch": hp.lambda_patch * threshold_rejection(per_draw, hp.tau, hp.strict_rejection).mean(),
             "dir": hp.lambda_dir * directional_clip_loss(clip.encode_images(y), src, t_dir),
-            "tv": hp.lambda_tv * image_prior_loss(y) / batch_size,
+            "tv": hp.lambda_tv * image_prior_loss(y),
         }
 
     model.decoder.train()
-    history, lrs, seconds = fit(step_terms, model.decoder, opt, None, steps, checkpoint, checkpoint_every, "fast CLIPstyler", progress)
+    history, lrs, seconds = fit(step_terms, model.decoder, opt, sched, steps, checkpoint, checkpoint_every, "fast CLIPstyler", progress)
     model.decoder.eval()
     return TrainResult(history, seconds, last[0] if last else images[0], steps, lrs)

@@ -74,6 +74,8 @@ def test_threshold_rejection_zeroes_exactly_patches_at_or_below_tau() -> None:
     for before, after in zip(s.tolist(), out.tolist()):
         assert after == (0.0 if before <= 0.7 else before)
     assert out[2].item() == 0.0 and out[3].item() == s[3].item()
+    strict = threshold_rejection(s, s[2].item(), strict=True)  # the official code: loss_temp[loss_temp < thresh] = 0
+    assert strict.tolist() == [0.0, 0.0, *s[2:].tolist()]
 
 
 def test_patch_clip_loss_is_mean_of_rejected_directional_losses() -> None:
@@ -90,21 +92,31 @@ def F_normalize(v: torch.Tensor) -> torch.Tensor:
     return v / v.norm()
 
 
-def test_text_embedding_is_normalised_mean_of_normalised_template_embeddings(tiny) -> None:
-    templates = [lambda c: f"a photo of {c}.", lambda c: f"a painting of {c}.", lambda c: f"{c}"]
-    rows = []
+def test_text_embedding_ensembles_as_the_authors_or_as_clip(tiny) -> None:
+    from stylecore.clip_guidance import AUTHORS_TEMPLATES
+
+    templates = [lambda c: f"a photo of {c}.", lambda c: f"a painting of {c}, a long description of it.", lambda c: f"{c}"]
+    raw = []
     for t in templates:
         tokens = tiny.tokenizer([t("fire")])
-        e = tiny.model.encode_text(tokens)[0]
-        rows.append(e / e.norm())
-    mean = torch.stack(rows).mean(0)
-    desired = mean / mean.norm()
-    actual = text_embedding(tiny, "fire", templates)
-    assert actual.shape == (64,)
-    assert torch.allclose(actual, desired, atol=1e-6)
-    assert text_embedding(tiny, "fire").shape == (64,)  # the 80 OpenAI ImageNet templates
+        raw.append(tiny.model.encode_text(tokens)[0].detach())
+    mean_raw = torch.stack(raw).mean(0)  # train_CLIPstyler.py: encode_text(tokens).mean(axis=0), then normalise
+    mean_unit = torch.stack([e / e.norm() for e in raw]).mean(0)  # Radford et al. 2021: normalise, average, normalise
+    authors = text_embedding(tiny, "fire", templates)
+    clip_way = text_embedding(tiny, "fire", templates, ensemble="normalised_mean")
+    assert authors.shape == (64,)
+    assert torch.allclose(authors, mean_raw / mean_raw.norm(), atol=1e-6)
+    assert torch.allclose(clip_way, mean_unit / mean_unit.norm(), atol=1e-6)
+    assert not torch.allclose(authors, clip_way, atol=1e-4)  # the choice matters when the norms differ
+    assert len(AUTHORS_TEMPLATES) == 79 and "a photo of many {}." not in [t("{}") for t in AUTHORS_TEMPLATES]
+    assert [t("x") for t in AUTHORS_TEMPLATES][:3] == ["a bad photo of a x.", "a sculpture of a x.", "a photo of the hard to see x."]  # template.py order
+    assert torch.allclose(text_embedding(tiny, "fire"), text_embedding(tiny, "fire", AUTHORS_TEMPLATES), atol=1e-7)
+    assert ("fire", "unnormalised_mean") in tiny.text_cache and text_embedding(tiny, "fire") is tiny.text_cache[("fire", "unnormalised_mean")]
+    assert not torch.allclose(text_embedding(tiny, "fire", ensemble="normalised_mean"), tiny.text_cache[("fire", "unnormalised_mean")], atol=1e-4)
     with pytest.raises(ValueError, match="non-empty"):
         text_embedding(tiny, "  ")
+    with pytest.raises(ValueError, match="ensemble"):
+        text_embedding(tiny, "fire", ensemble="median")  # type: ignore[arg-type]
 
 
 def test_clip_preprocess_normalises_and_resizes(tiny) -> None:

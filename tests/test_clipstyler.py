@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+import torchvision
+from torch import nn
 
 from stylecore.clip_guidance import TINY_CLIP, load_clip
-from stylecore.clipstyler import ABLATIONS, AUTHORS_CODE, PAPER, ClipStylerLoss, StyleNet, ablation_titles, image_prior_loss, train_clipstyler, with_overrides
-from stylecore.fast_clipstyler import FastClipStyler, train_fast_clipstyler
-from stylecore.vgg import vgg19_features
+from stylecore.clipstyler import (
+    ABLATIONS,
+    AUTHORS_CODE,
+    PAPER,
+    PRESETS,
+    REVIEW_VALUES,
+    ClipStylerLoss,
+    StyleNet,
+    ablation_titles,
+    image_prior_loss,
+    train_clipstyler,
+    with_overrides,
+)
+from stylecore.vgg import imagenet_normalize, vgg19_features
 
-HP = with_overrides(AUTHORS_CODE, patch_size=24, n_patches=4, lr_step=3)
+HP = with_overrides(AUTHORS_CODE, patch_size=24, n_patches=4, lr_step=3, lr_offset=0)
 
 
 @pytest.fixture(scope="module")
 def parts() -> tuple:
     clip = load_clip(TINY_CLIP, weights="random")
-    vgg = vgg19_features(HP.content_layers, weights="random")
+    vgg = vgg19_features(HP.content_layers, pooling=HP.pooling, weights="random")
     content = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0))
     return clip, vgg, content
 
@@ -47,9 +62,51 @@ def test_style_net_shape_range_and_errors() -> None:
 
 def test_presets_record_their_sources_and_paper_settings() -> None:
     for hp in (PAPER, AUTHORS_CODE):
-        assert hp.source and hp.lr == 5e-4 and hp.steps == 200 and hp.lr_step == 100 and hp.lr_gamma == 0.5
+        assert hp.source and hp.lr == 5e-4 and hp.lr_step == 100 and hp.lr_gamma == 0.5 and hp.image_size == 512
         assert (hp.patch_size, hp.n_patches, hp.tau, hp.source_text) == (128, 64, 0.7, "a Photo")
-    assert (AUTHORS_CODE.lambda_dir, AUTHORS_CODE.lambda_patch, AUTHORS_CODE.lambda_c, AUTHORS_CODE.lambda_tv) == (500, 9000, 150, 2e-3)
+        assert (hp.lambda_dir, hp.lambda_patch, hp.lambda_c, hp.lambda_tv) == (500, 9000, 150, 2e-3)
+        assert hp.content_layers == ("relu4_2", "relu5_2") and hp.pooling == "max" and hp.ensemble == "unnormalised_mean"
+    assert "Sec. 4.1" in PAPER.source and "train_CLIPstyler.py" in AUTHORS_CODE.source
+    assert (PAPER.steps, PAPER.lr_offset, PAPER.strict_rejection) == (200, 0, False)  # Eq. 4: s ≤ τ rejected
+    assert (AUTHORS_CODE.steps, AUTHORS_CODE.lr_offset, AUTHORS_CODE.strict_rejection) == (201, 1, True)  # range(0, 201), scheduler first, s < τ
+    assert (REVIEW_VALUES.lambda_dir, REVIEW_VALUES.lambda_patch, REVIEW_VALUES.lambda_c, REVIEW_VALUES.lambda_tv) == (1, 0.5, 5, 0.01)
+    assert REVIEW_VALUES.source.startswith("REVIEW VALUES") and set(PRESETS) == {"paper", "authors_code", "review_values"}
+
+
+def _official_features(features: nn.Sequential, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """train_CLIPstyler.py's ``utils.get_features(img_normalize(x), VGG)``: every module in turn, indices 21 and 31 recorded."""
+    names = {"21": "conv4_2", "31": "conv5_2"}
+    out, x = {}, imagenet_normalize(image)
+    for name, layer in features._modules.items():
+        x = layer(x)
+        if name in names:
+            out[names[name]] = x
+    return out
+
+
+def test_authors_code_content_features_equal_the_official_extraction() -> None:
+    ours = vgg19_features(AUTHORS_CODE.content_layers, pooling=AUTHORS_CODE.pooling, weights="random", seed=3)
+    torch.manual_seed(3)  # the same random weights: vgg19_features builds torchvision's vgg19 under this seed
+    official = copy.deepcopy(torchvision.models.vgg19(weights=None).features).eval()
+    assert all(m.inplace for m in official if isinstance(m, nn.ReLU))  # torchvision's default, as in the official script
+    assert [i for i, m in enumerate(official) if isinstance(m, nn.MaxPool2d)] == [4, 9, 18, 27, 36]
+    x = torch.rand(2, 3, 64, 80, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = _official_features(official, x)
+        got = ours(x)
+    for layer, official_name in zip(AUTHORS_CODE.content_layers, ("conv4_2", "conv5_2")):
+        assert torch.allclose(got[layer], want[official_name], rtol=1e-5, atol=1e-6), (layer, official_name)
+    assert (want["conv4_2"] >= 0).all()  # the in-place ReLU at index 22 rectified the tensor recorded at index 21
+    pre_relu = vgg19_features(["conv4_2"], pooling="max", weights="random", seed=3)(x)["conv4_2"]
+    assert (pre_relu < 0).any() and not torch.allclose(pre_relu, want["conv4_2"])
+    avg = vgg19_features(["relu4_2"], pooling="avg", weights="random", seed=3)(x)["relu4_2"]
+    assert not torch.allclose(avg, want["conv4_2"], atol=1e-3)  # average pooling would not reproduce the official features
+
+
+def test_loss_refuses_an_extractor_with_other_pooling(parts) -> None:
+    clip, _, content = parts
+    with pytest.raises(ValueError, match="pooling"):
+        ClipStylerLoss(clip, vgg19_features(HP.content_layers, pooling="avg", weights="random"), content, "fire", HP)
 
 
 @pytest.mark.parametrize("letter", sorted(ABLATIONS))
@@ -83,22 +140,41 @@ def test_content_layers_must_be_in_the_extractor(parts) -> None:
         ClipStylerLoss(clip, vgg19_features(["relu1_1"], weights="random"), content, "fire", HP)
 
 
+def test_lr_offset_reproduces_the_official_scheduler_first_order() -> None:
+    import warnings
+
+    from stylecore.clipstyler import step_decay
+
+    opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=5e-4)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=100, gamma=0.5)
+    official = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch warns about this order: it is the official script's
+        for _ in range(201):  # train_CLIPstyler.py: for epoch in range(0, max_step + 1): scheduler.step(); ...; optimizer.step()
+            sched.step()
+            official.append(opt.param_groups[0]["lr"])
+    ours = [AUTHORS_CODE.lr * step_decay(AUTHORS_CODE)(i) for i in range(AUTHORS_CODE.steps)]
+    assert ours == pytest.approx(official, rel=1e-12)
+    assert official.index(2.5e-4) == 99 and official[-1] == 1.25e-4
+    assert [PAPER.lr * step_decay(PAPER)(i) for i in (0, 99, 100, 199)] == pytest.approx([5e-4, 5e-4, 2.5e-4, 2.5e-4])
+
+
 def test_training_halves_lr_after_optimizer_and_resumes(parts, tmp_path) -> None:
     clip, vgg, content = parts
     loss = ClipStylerLoss(clip, vgg, content, "fire", HP)
     torch.manual_seed(0)
-    net_a = StyleNet(width=8)
+    net_a = StyleNet(ngf=8)
     init = {k: v.clone() for k, v in net_a.state_dict().items()}
     full = train_clipstyler(net_a, content, loss, steps=6, progress=False, seed=1)
     assert full.lr == [5e-4] * 3 + [2.5e-4] * 3  # StepLR(3, 0.5) stepped after each optimiser step
     assert set(full.history) == {"total", "content", "patch", "dir", "tv"} and all(len(v) == 6 for v in full.history.values())
 
     ckpt = tmp_path / "clipstyler.pt"
-    net_b = StyleNet(width=8)
+    net_b = StyleNet(ngf=8)
     net_b.load_state_dict(init)
     part = train_clipstyler(net_b, content, loss, steps=4, checkpoint=ckpt, checkpoint_every=2, progress=False, seed=1)
     assert part.steps_done == 4 and ckpt.exists()
-    net_c = StyleNet(width=8)
+    net_c = StyleNet(ngf=8)
     net_c.load_state_dict(init)
     resumed = train_clipstyler(net_c, content, loss, steps=6, checkpoint=ckpt, checkpoint_every=2, progress=False, seed=1)
     assert resumed.lr == full.lr
@@ -108,36 +184,116 @@ def test_training_halves_lr_after_optimizer_and_resumes(parts, tmp_path) -> None
         train_clipstyler(net_c, content, loss, steps=0)
 
 
-def test_fast_variant_trains_only_the_decoder_and_stylises_any_size(parts) -> None:
-    clip, vgg, _ = parts
-    model = FastClipStyler(vgg19_features(["relu4_1"], weights="random"))
-    enc = {k: v.clone() for k, v in model.encoder.state_dict().items()}
-    dec = {k: v.clone() for k, v in model.decoder.state_dict().items()}
-    images = [torch.rand(1, 3, 40, 48), torch.rand(1, 3, 48, 40)]
-    result = train_fast_clipstyler(model, images, clip, vgg, "fire", HP, steps=2, batch_size=2, crop_size=32, progress=False)
-    assert all(torch.equal(v, model.encoder.state_dict()[k]) for k, v in enc.items())
-    assert any(not torch.equal(v, model.decoder.state_dict()[k]) for k, v in dec.items())
-    assert set(result.history) == {"total", "content", "patch", "dir", "tv"}
+def _probe(loss: ClipStylerLoss, output: torch.Tensor, seed: int = 7) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
     with torch.no_grad():
-        assert model(torch.rand(1, 3, 64, 96)).shape == (1, 3, 64, 96)
-    with pytest.raises(ValueError, match="relu4_1"):
-        FastClipStyler(vgg19_features(["relu3_1"], weights="random"))
+        return loss(output)
 
 
-def test_fast_variant_checkpoint_resumes_to_the_same_history(parts, tmp_path) -> None:
-    clip, vgg, _ = parts
-    images = [torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(3))]
-    encoder = vgg19_features(["relu4_1"], weights="random")
+def test_rejection_changes_the_patch_term_exactly_on_patches_at_or_below_tau(parts) -> None:
+    clip, vgg, content = parts
+    out = torch.rand_like(content)
+    hp = with_overrides(HP, n_patches=8, strict_rejection=False)
+    no_rej = ClipStylerLoss(clip, vgg, content, "fire", hp, ABLATIONS["c"])
+    t_c = _probe(no_rej, out)
+    per = no_rej.last["per_patch"]
+    tau = float(per.median())  # about half the crops at or below τ, one exactly at it
+    full = ClipStylerLoss(clip, vgg, content, "fire", with_overrides(hp, tau=tau), ABLATIONS["a"])
+    t_a = _probe(full, out)
+    assert torch.equal(full.last["per_patch"], per)  # same seed: the same crops and warps
+    low = per <= tau
+    assert 0 < int(low.sum()) < len(per)
+    assert t_c["patch"].item() == pytest.approx(hp.lambda_patch * per.mean().item(), rel=1e-5)
+    assert t_a["patch"].item() == pytest.approx(hp.lambda_patch * per[~low].sum().item() / len(per), rel=1e-5)
+    assert (t_c["patch"] - t_a["patch"]).item() == pytest.approx(hp.lambda_patch * per[low].sum().item() / len(per), rel=1e-4)
+    assert full.records[-1]["rejected"] == int(low.sum()) and no_rej.records[-1]["rejected"] == 0
+    strict = ClipStylerLoss(clip, vgg, content, "fire", with_overrides(hp, tau=tau, strict_rejection=True), ABLATIONS["a"])
+    assert strict.records == [] and (_probe(strict, out)["patch"] - t_a["patch"]).item() == pytest.approx(hp.lambda_patch * tau / len(per), rel=1e-4)  # s = τ kept
 
-    def fresh() -> FastClipStyler:
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            return FastClipStyler(encoder)
 
-    kw = dict(batch_size=1, crop_size=32, progress=False, seed=2)
-    full = train_fast_clipstyler(fresh(), images, clip, vgg, "fire", HP, steps=3, **kw)
-    ckpt = tmp_path / "fast.pt"
-    train_fast_clipstyler(fresh(), images, clip, vgg, "fire", HP, steps=2, checkpoint=ckpt, checkpoint_every=1, **kw)
-    resumed = train_fast_clipstyler(fresh(), images, clip, vgg, "fire", HP, steps=3, checkpoint=ckpt, checkpoint_every=1, **kw)
-    assert resumed.history["total"] == pytest.approx(full.history["total"], rel=1e-4)
-    assert torch.allclose(resumed.output, full.output, atol=1e-5)
+def test_patch_term_equals_patch_clip_loss_on_the_same_crops(parts) -> None:
+    from stylecore.clip_guidance import patch_clip_loss
+
+    clip, vgg, content = parts
+    loss = ClipStylerLoss(clip, vgg, content, "fire", with_overrides(HP, tau=0.5))
+    terms = _probe(loss, torch.rand_like(content))
+    with torch.no_grad():
+        desired = HP.lambda_patch * patch_clip_loss(clip.encode_images(loss.last["crops"]), loss.source_emb, loss.text_direction, 0.5, strict=True)
+    assert terms["patch"].item() == pytest.approx(desired.item(), rel=1e-5)
+
+
+def _ramp(h: int, w: int) -> torch.Tensor:
+    """A linear image a·x + b·y + c (bilinear sampling reproduces it exactly; affine warps keep it linear)."""
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    return torch.stack([0.2 + 0.6 * xs / w, 0.2 + 0.6 * ys / h, 0.2 + 0.3 * (xs + ys) / (h + w)]).unsqueeze(0)
+
+
+def _max_second_difference_inside(crops: torch.Tensor) -> float:
+    """Largest |second difference| over pixels 3 px or more from any fill (the warps pad with 0) and from the crop's edge."""
+    valid = torch.nn.functional.pad((crops.min(dim=1, keepdim=True).values > 0.15).float(), (3, 3, 3, 3))  # outside the crop: invalid
+    inner = -torch.nn.functional.max_pool2d(-valid, 7, 1, 0) > 0.5  # eroded by 3 px: no stencil pixel blends with the fill
+    assert inner.sum() > 20 * len(crops)
+    dxx = crops[..., :, 2:] - 2 * crops[..., :, 1:-1] + crops[..., :, :-2]
+    dyy = crops[..., 2:, :] - 2 * crops[..., 1:-1, :] + crops[..., :-2, :]
+    m = inner[..., 1:-1, 1:-1].expand(-1, 3, -1, -1)
+    return max(dxx[..., 1:-1, :][m].abs().max().item(), dyy[..., :, 1:-1][m].abs().max().item())
+
+
+def test_crops_fed_to_clip_follow_the_augmentation_setting(parts) -> None:
+    clip, vgg, content = parts
+    ramp = _ramp(*content.shape[-2:])
+    seen = {}
+    for letter in ("a", "d", "e"):
+        loss = ClipStylerLoss(clip, vgg, content, "fire", with_overrides(HP, n_patches=6), ABLATIONS[letter])
+        _probe(loss, ramp)
+        seen[letter] = loss.last
+    raw = seen["d"]["crops_raw"]
+    assert torch.equal(seen["d"]["crops"], raw)  # (d): CLIP sees the raw crops
+    for crop in raw:  # ... and they are windows of the output
+        top = round((crop[1, 0, 0].item() - 0.2) / 0.6 * ramp.shape[-2])
+        left = round((crop[0, 0, 0].item() - 0.2) / 0.6 * ramp.shape[-1])
+        assert torch.allclose(crop, ramp[0, :, top : top + crop.shape[-2], left : left + crop.shape[-1]], atol=1e-6)
+    for letter in ("a", "e"):
+        assert torch.equal(seen[letter]["crops_raw"], raw) and not torch.allclose(seen[letter]["crops"], raw)
+    assert _max_second_difference_inside(seen["e"]["crops"]) < 1e-4  # (e): an affine warp keeps the ramp linear
+    assert _max_second_difference_inside(seen["a"]["crops"]) > 1e-3  # (a): a perspective warp bends it
+
+
+def test_global_objective_uses_eq1(parts) -> None:
+    from stylecore.clip_guidance import global_clip_loss
+    from stylecore.clipstyler import GLOBAL_LOSS
+
+    clip, vgg, content = parts
+    out = torch.rand_like(content)
+    loss = ClipStylerLoss(clip, vgg, content, "fire", HP, GLOBAL_LOSS)
+    terms = _probe(loss, out)
+    with torch.no_grad():
+        assert terms["dir"].item() == pytest.approx(HP.lambda_dir * global_clip_loss(clip.encode_images(out), loss.text_emb).item(), rel=1e-5)
+        per = 1 - torch.nn.functional.cosine_similarity(clip.encode_images(loss.last["crops"]), loss.text_emb.unsqueeze(0))
+    assert torch.allclose(loss.last["per_patch"], per, atol=1e-5)
+
+
+def test_style_net_is_the_official_unet_and_lite_is_an_option() -> None:
+    from stylecore.stylenet import LiteUNet, style_network
+
+    def conv(cin: int, cout: int, k: int) -> int:
+        return cin * cout * k * k + cout
+
+    def residual(cin: int, cout: int) -> int:  # StyleNet.py EncodingBlock / the body of Down- and UpBlock
+        return conv(cin, cout, 3) + conv(cout, cout, 3) + conv(cin, cout, 1)
+
+    g = 16  # official UNet(ngf=16), layer by layer as listed in StyleNet.py
+    desired = (conv(3, g, 1) + residual(g, g) + residual(g, g) + conv(g, g, 4) + residual(g, 2 * g) + conv(2 * g, 2 * g, 4)
+               + residual(2 * g, 4 * g) + conv(4 * g, 4 * g, 4) + residual(4 * g, 8 * g) + residual(8 * g + 4 * g, 4 * g)
+               + residual(4 * g + 2 * g, 2 * g) + residual(2 * g + g, g) + residual(2 * g, g) + conv(g, 3, 1))  # fmt: skip
+    net = style_network("official")
+    assert isinstance(net, StyleNet) and sum(p.numel() for p in net.parameters()) == desired
+    norms = [m for m in net.modules() if isinstance(m, nn.InstanceNorm2d)]
+    assert norms and not any(m.affine for m in norms)  # non-affine instance norm
+    assert not any(isinstance(m, nn.LeakyReLU) for m in net.modules()) and any(isinstance(m, nn.ReLU) for m in net.modules())
+    assert [(m.kernel_size, m.stride) for m in (net.down1.downsample, net.down2.downsample, net.down3.downsample)] == [((4, 4), (2, 2))] * 3
+    x = torch.rand(1, 3, 24, 40)
+    assert net(x).shape == x.shape and isinstance(style_network("lite"), LiteUNet) and style_network("lite")(x).shape == x.shape
+    assert sum(p.numel() for p in LiteUNet().parameters()) < desired / 2
+    with pytest.raises(ValueError, match="official"):
+        style_network("resnet")

@@ -1,4 +1,4 @@
-"""What the quick-mode run of notebook 05 (CLIPstyler) wrote: summary, figures, ablation sweep, fast variant."""
+"""What the quick-mode run of notebook 05 (CLIPstyler) wrote: each experiment's numbers, as its definition says they must be."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from stylecore.clipstyler import ABLATIONS
+from stylecore.clipstyler import ABLATIONS, AUTHORS_CODE, PRESETS, step_decay, with_overrides
 
 from .conftest import quick_parameters
 
@@ -24,46 +24,114 @@ def summary(out) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
+def _exp(summary: dict, name: str) -> dict:
+    return summary["experiments"][name]
+
+
 def test_summary_records_parameters_and_labelled_weights(summary) -> None:
     quick = quick_parameters(STEM)
-    for k in ("image_size", "n_patches", "iterations", "clip_model"):
+    for k in ("image_size", "n_patches", "iterations", "clip_model", "widget_taus", "widget_ns"):
         assert summary["parameters"][k] == quick[k]
-    assert set(summary["weights"]) == {"clip", "vgg19"}
+    assert set(summary["weights"]) == {"clip", "vgg19", "adain_vgg", "adain_decoder"}
     assert all("RANDOM" in w["label"] for w in summary["weights"].values())  # quick mode runs offline with random weights
     hp = summary["hyper_parameters"]
     assert (hp["lambda_dir"], hp["lambda_patch"], hp["lambda_c"], hp["lambda_tv"]) == (500.0, 9000.0, 150.0, 2e-3)
+    assert hp["content_layers"] == ["relu4_2", "relu5_2"] and hp["pooling"] == "max" and hp["preset"] == "authors_code"
+    assert (hp["lr_offset"], hp["strict_rejection"], hp["ensemble"]) == (1, True, "unnormalised_mean")
+    assert summary["prompt_ensembling"]["templates"] == 79 and summary["prompt_ensembling"]["cos_authors_vs_clip_paper"] < 1
 
 
 def test_figures_written(out, summary) -> None:
-    for name in ("patches_augmentation", "fig3_prompts", "loss_curves", "fig6_ablation_grid", "ablation_loss_curves", "fig8_fast_variant", "fast_loss_curves"):
+    names = ("patches_augmentation", "texts_one_content", "loss_curves", "global_vs_directional", "presets_grid", "fig6_ablation_grid",
+             "ablation_loss_curves", "tau_n_grid", "fig7_alternatives", "fast_variant", "fast_loss_curves")  # fmt: skip
+    for name in names:
         assert (out / f"{name}.png").stat().st_size > 5_000, name
         assert f"{name}.png" in summary["files"]
 
 
-def test_prompt_runs_decrease_total_loss_and_halve_lr(summary) -> None:
+def test_prompt_runs_decrease_total_loss_with_the_official_lr_schedule(summary) -> None:
     quick = quick_parameters(STEM)
+    hp = with_overrides(AUTHORS_CODE, lr_step=quick["lr_step"])
     for text in quick["prompts"]:
-        rec = summary["experiments"][f"prompt: {text}"]
+        rec = _exp(summary, f"prompt: {text}")
         assert rec["final"]["total"] < rec["first_total"], text
-        assert rec["lr_first"] == 5e-4 and rec["lr_last"] == 2.5e-4  # StepLR halved the rate once
+        assert rec["lr_first"] == 5e-4 and rec["lr_last"] == pytest.approx(hp.lr * step_decay(hp)(quick["iterations"] - 1))
+        assert rec["lr_last"] == pytest.approx(5e-4 / 4)  # scheduler-first order: halved after 5 and 11 of 12 iterations
 
 
-def test_ablation_sweep_produces_its_grid(out, summary) -> None:
+def test_global_and_directional_training_differ_only_by_the_objective(summary) -> None:
+    glob, direc = _exp(summary, "training loss: global (Eq. 1)"), _exp(summary, "training loss: directional (Eq. 2-3)")
+    assert glob["steps"] == direc["steps"] == quick_parameters(STEM)["ablation_iterations"]
+    assert set(glob["final"]) == set(direc["final"]) == {"total", "content", "patch", "dir", "tv"}
+    assert glob["first_total"] != direc["first_total"]  # same net, seed and crops: only the CLIP objective differs
+    assert 0 <= glob["l_global_of_output"] <= 2 and 0 <= direc["l_dir_of_output"] <= 2
+
+
+def test_presets_run_with_their_own_weights(summary) -> None:
+    for name in quick_parameters(STEM)["compare_presets"]:
+        p, rec = PRESETS[name], _exp(summary, f"preset {name}")
+        assert rec["lambdas"] == [p.lambda_dir, p.lambda_patch, p.lambda_c, p.lambda_tv] and rec["source"] == p.source
+        assert rec["final"]["content"] == pytest.approx(rec["content_of_output"] * p.lambda_c, rel=1e-6)
+    review, paper = _exp(summary, "preset review_values"), _exp(summary, "preset paper")
+    assert review["first_total"] < paper["first_total"] / 100  # λs ~1000× smaller: the same first step weighs far less
+
+
+def test_each_ablation_acts_as_its_definition_says(out, summary) -> None:
     quick = quick_parameters(STEM)
     letters = quick.get("ablations", list(ABLATIONS))
+    tol = 1e-2  # λ_p = 9000: float32 rounding of the weighted terms
     for letter in letters:
         ab = ABLATIONS[letter]
-        rec = summary["experiments"][f"ablation {ab.title}"]
-        assert ("dir" in rec["final"]) == ab.use_dir and ("patch" in rec["final"]) == ab.use_patch
+        rec = _exp(summary, f"ablation {ab.title}")
+        assert ("dir" in rec["final"]) == ab.use_dir and ("patch" in rec["final"]) == ab.use_patch, letter
         assert (out / f"ablation_{letter}.png").exists()
+        if not ab.use_patch:
+            assert rec["rejected_total"] is None and rec["aug_change_mean"] is None
+            continue
+        gaps = rec["patch_minus_unrejected"]
+        assert len(gaps) == quick["ablation_iterations"]
+        if ab.rejection:  # R only removes crops: the term is never above the unrejected mean
+            assert all(g <= tol for g in gaps), letter
+        else:  # (c): nothing rejected, the term is the plain mean
+            assert rec["rejected_total"] == 0 and all(abs(g) <= tol for g in gaps)
+        if ab.augmentation == "none":  # (d): CLIP saw the raw crops
+            assert rec["aug_change_mean"] == 0.0
+        else:
+            assert rec["aug_change_mean"] > 1e-3, letter
     assert summary["ablation_grid"] == {x: "this run" for x in letters}
     grid = Image.open(out / "fig6_ablation_grid.png")
     assert grid.width > grid.height * 2  # one row: content + one column per setting
 
 
-def test_fast_variant_stylises_a_high_resolution_image(out, summary) -> None:
-    rec = summary["experiments"]["fast variant"]
+def test_widget_answers_from_precomputed_tau_n_runs(summary) -> None:
     quick = quick_parameters(STEM)
+    w = summary["widget"]
+    assert w["cached_runs"] >= len(quick["widget_taus"]) * len(quick["widget_ns"])
+    assert w["render_seconds_max"] < 2.0  # one slider move
+    for n in quick["widget_ns"]:
+        zero = _exp(summary, f"widget tau=0 n={n}")
+        assert zero["rejected_total"] == 0 and all(abs(g) <= 1e-2 for g in zero["patch_minus_unrejected"])  # τ = 0 rejects nothing (l ≥ 0)
+    a, b = (_exp(summary, f"widget tau=0 n={n}") for n in quick["widget_ns"][:2])
+    assert a["first_total"] != b["first_total"]  # n changes the crops
+
+
+def test_fig7_alternatives_train_what_they_say(summary) -> None:
+    pixels, code = _exp(summary, "fig7 pixel optimisation"), _exp(summary, "fig7 AdaIN code")
+    assert code["trained"] == ["mean", "std"]
+    for rec in (pixels, code):
+        assert set(rec["final"]) == {"total", "content", "patch", "dir", "tv"} and rec["steps"] == quick_parameters(STEM)["ablation_iterations"]
+    assert pixels["first_terms"]["content"] == 0.0  # pixel optimisation starts at I_c itself
+    assert code["first_terms"]["content"] > 0  # the AdaIN code starts at D(E(I_c)), not at I_c
+
+
+def test_fast_variant_loss_falls_with_the_official_schedule(out, summary) -> None:
+    rec = _exp(summary, "fast variant")
+    quick = quick_parameters(STEM)
+    assert rec["total_last_third"] < rec["total_first_third"]
+    assert rec["lr_first"] == 1e-4 and rec["lr_last"] == pytest.approx(1e-4 / (1 + 5e-5 * (quick["fast_iterations"] - 1)))
+    assert rec["clip_images_per_step"] == quick["fast_batch"] * (quick["fast_draws"] + 1)
+    hp = rec["hyper_parameters"]
+    assert (hp["lambda_c"], hp["lambda_patch"], hp["lambda_dir"], hp["lambda_tv"], hp["n_draws"]) == (1.0, 10.0, 1.0, 1e-4, 16)
     assert max(rec["hires_shape"][-2:]) > quick["image_size"] * 2
     img = Image.open(out / "fast_hires.png")
     assert (img.height, img.width) == tuple(rec["hires_shape"][-2:])

@@ -74,6 +74,9 @@ def _failed_folder(out_dir: Path, run: Run, spec: dict[str, Any], error: dict[st
 def _local(out_dir: Path, todo: list[Run], spec_of: Callable[[Run], dict], workers: int, on_start: Callable, on_done: Callable) -> None:
     """A pool of ``workers`` processes, one ``python -m stylecore.sweep._worker`` per run."""
     queue, running = deque(todo), {}
+    env = dict(os.environ)
+    # share the cores between the runs, as Ray does with its tasks' CPUs (a user's own setting wins)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     try:
         while queue or running:
             while queue and len(running) < workers:
@@ -84,7 +87,7 @@ def _local(out_dir: Path, todo: list[Run], spec_of: Callable[[Run], dict], worke
                 spec_file = out_dir / ".tmp" / f"spec-{run.key}.json"
                 write_json_atomic(spec_file, spec)
                 log = open(spec_file.with_suffix(".log"), "wb")
-                proc = subprocess.Popen([sys.executable, "-m", "stylecore.sweep._worker", str(spec_file)], stdout=log, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen([sys.executable, "-m", "stylecore.sweep._worker", str(spec_file)], stdout=log, stderr=subprocess.STDOUT, env=env)
                 running[run.key] = (proc, run, spec, log)
                 on_start(run)
             time.sleep(0.2)

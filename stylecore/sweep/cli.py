@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="fixed parameter for every run (JSON or YAML value), overrides the grid file")
     p.add_argument("-f", "--parameters-file", type=Path, action="append", default=[],
-                   help="JSON/YAML file of fixed parameters (e.g. tests/notebooks/params/<notebook>.json for quick mode)")
+                   help="JSON/YAML file of parameters under the grid file's (e.g. tests/notebooks/params/<notebook>.json for quick mode)")
     p.add_argument("--rows", help="axis shown as rows in contact sheets and gallery (default: the grid file's, else the first axis)")
     p.add_argument("--cols", help="axis shown as columns (default: the grid file's, else the second axis)")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     return top
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+def _defaults(args: argparse.Namespace) -> dict[str, Any]:
     fixed: dict[str, Any] = {}
     for path in args.parameters_file:
         if not path.is_file():
@@ -69,12 +69,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(doc, dict):
             raise SweepError(f"parameters file {path} must hold a mapping of parameter names to values")
         fixed.update(doc)
-    fixed.update({name: _value(text) for name, text in args.parameter})
     return fixed
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    grid = load_grid(args.grid, _overrides(args))
+    grid = load_grid(args.grid, {name: _value(text) for name, text in args.parameter}, _defaults(args))
     for flag in ("rows", "cols"):
         axis = getattr(args, flag)
         if axis is not None and axis not in grid.axes:

@@ -90,8 +90,11 @@ def _mapping(obj: Any, where: str) -> dict[str, Any]:
     return dict(obj)
 
 
-def load_grid(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> GridSpec:
-    """Read and check a grid YAML; ``overrides`` (``-p``/``-f`` on the command line) replace fixed parameters.
+def load_grid(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None) -> GridSpec:
+    """Read and check a grid YAML.
+
+    Fixed parameters are ``defaults`` (``-f`` files, e.g. quick mode), then the file's
+    ``parameters``, then ``overrides`` (``-p``); the axes and points vary on top of them.
 
     Format::
 
@@ -112,7 +115,7 @@ def load_grid(path: str | os.PathLike[str], overrides: dict[str, Any] | None = N
     unknown = sorted(set(doc) - set(GRID_KEYS))
     if unknown:
         raise SweepError(f"grid file {path}: unknown key(s) {unknown}; allowed: {list(GRID_KEYS)}")
-    fixed = {**_mapping(doc.get("parameters"), f"{path}: 'parameters'"), **(overrides or {})}
+    fixed = {**(defaults or {}), **_mapping(doc.get("parameters"), f"{path}: 'parameters'"), **(overrides or {})}
     axes = _mapping(doc.get("axes"), f"{path}: 'axes'")
     for name, values in axes.items():
         if not isinstance(values, list) or not values:
@@ -165,7 +168,7 @@ def plan_runs(notebook: str | os.PathLike[str], grid: GridSpec) -> list[Run]:
     names = list(grid.axes)
     combos = [dict(zip(names, values)) for values in itertools.product(*grid.axes.values())] if names else []
     combos += grid.points
-    varying = sorted({k for c in combos for k in c}, key=lambda k: (k not in names, k))
+    varying = list(dict.fromkeys([*names, *(k for c in combos for k in c)]))  # axes in file order, then the points' names
     runs, seen = [], set()
     for combo in combos:
         params = {**grid.parameters, **combo}

@@ -136,7 +136,7 @@ def _gallery(out_dir: Path, plan: dict, runs: list[SweepRun], figures: list[str]
     if sheets:
         parts.append("<p>Contact sheets: " + ", ".join(f"<a href='{_href(out_dir, s)}'>{e(s.stem)}</a>" for s in sheets) + "</p>")
     layout = grid_layout(runs, rows, cols)
-    for name in figures:
+    for name in figures:  # figures made by more than one run: as a grid
         parts.append(f"<h2>{e(name)}</h2>")
         for rest, (row_labels, col_labels, cells) in layout.items():
             if rest:
@@ -157,6 +157,7 @@ def _gallery(out_dir: Path, plan: dict, runs: list[SweepRun], figures: list[str]
     for run in runs:
         err = run.record.get("error") or {}
         files = [f for f in ("notebook.html", "notebook.ipynb", "summary.json", "run.json") if (run.folder / f).is_file()]
+        files += sorted(p.name for p in run.folder.glob("*.png"))
         links = " ".join(f"<a href='{_href(out_dir, run.folder / f)}'>{e(f)}</a>" for f in files)
         error = f"{err.get('cell') or ''} {err.get('ename')}: {err.get('evalue')}" if err else ""
         parts.append(f"<tr><td><code>{e(run.key)}</code><br>{links}</td><td class='{e(run.status)}'>{e(run.status)}</td>"
@@ -202,7 +203,7 @@ def build_report(out_dir: str | os.PathLike[str], rows: str | None = None, cols:
             _contact_sheet(name, f"{plan['notebook_name']}: {name}" + (f" ({rest})" if rest else ""), rows, cols, layout, path)
             sheets.append(path)
 
-    page = _gallery(out_dir, plan, runs, figures, sheets, rows, cols)
+    page = _gallery(out_dir, plan, runs, [f for f in figures if counts[f] > 1], sheets, rows, cols)
     tmp = out_dir / ".index.html.tmp"
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, out_dir / "index.html")

@@ -122,10 +122,17 @@ def _ray(out_dir: Path, todo: list[Run], spec_of: Callable[[Run], dict], noteboo
         raise SweepError('the ray backend needs Ray: pip install -e ".[cluster]" (or pip install ray)') from None
     started_here = not ray.is_initialized()
     if started_here:
-        if address in (None, "local"):
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=address, log_to_driver=False)
+        try:
+            if address in (None, "local"):
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=address, log_to_driver=False)
+        except Exception as exc:  # noqa: BLE001 - ConnectionError, a node that failed to start, a bad address
+            if address in (None, "local"):
+                raise SweepError(f"could not start a local Ray instance: {exc} (a busy machine can miss Ray's start-up time limit; retry, "
+                                 "or use the default local backend)") from None
+            raise SweepError(f"could not connect to the Ray cluster at {address!r}: {exc} (start one with `ray start --head`, "
+                             "pass --address ray://HOST:10001, or --address local for a one-machine instance)") from None
     task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(execute_packed)
     nb_ref = ray.put(notebook_bytes)
     pending: dict[Any, tuple[Run, dict]] = {}

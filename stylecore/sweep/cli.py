@@ -101,9 +101,13 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the runs in flight like Ctrl-C does
     try:
         return _sweep(args)
     except SweepError as e:
@@ -113,3 +117,5 @@ def main(argv: list[str] | None = None) -> int:
         print("stylecore sweep: interrupted; finished runs are kept, the runs in flight are lost. Rerun the same command to resume.",
               file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)

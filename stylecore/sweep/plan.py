@@ -196,6 +196,13 @@ def run_state(out_dir: str | os.PathLike[str], key: str) -> str:
         return "failed"
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
 def load_sweep(out_dir: str | os.PathLike[str], status: str | None = "ok") -> list[SweepRun]:
     """The runs of the sweep last planned in ``out_dir``, in plan order, with parameters and folders.
 
@@ -211,8 +218,6 @@ def load_sweep(out_dir: str | os.PathLike[str], status: str | None = "ok") -> li
     for r in plan["runs"]:
         folder = out_dir / "runs" / r["key"]
         state = run_state(out_dir, r["key"])
-        record = json.loads((folder / "run.json").read_text(encoding="utf-8")) if state != "pending" else {}
-        summary_file = folder / "summary.json"
-        summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
+        record, summary = _read_json(folder / "run.json"), _read_json(folder / "summary.json")
         runs.append(SweepRun(r["key"], r["parameters"], r["label"], state, folder, record, summary))
     return [r for r in runs if status is None or r.status == status]

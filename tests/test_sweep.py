@@ -258,6 +258,23 @@ def test_a_failing_run_is_reported_with_its_cell_and_the_others_complete(tmp_pat
 
 # --- Ray backend -------------------------------------------------------------------------------------
 
+def test_packed_run_as_a_ray_task_makes_it_gives_the_local_run_folder(resumed: dict, tmp_path: Path) -> None:
+    """What a Ray task does on its node (execute in a private folder, return a tar), and the driver's unpacking."""
+    from stylecore.sweep.execute import commit_run, execute_packed, unpack_run
+
+    run = load_sweep(resumed["out"])[0]
+    spec = {"key": run.key, "label": run.label, "parameters": run.parameters, "notebook_name": FIXTURE.name, "cwd": "/nonexistent/on/this/node"}
+    record, data = execute_packed(spec, FIXTURE.read_bytes())
+    assert record["status"] == "ok" and record["key"] == run.key
+    unpack_run(data, tmp_path / "work")
+    commit_run(tmp_path / "work", tmp_path / "runs" / run.key, tmp_path / "trash")
+    folder = tmp_path / "runs" / run.key
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in run.folder.iterdir())
+    assert json.loads((folder / "summary.json").read_text())["experiments"] == run.summary["experiments"]
+    assert (folder / "line.png").read_bytes() == (run.folder / "line.png").read_bytes()
+    assert not (tmp_path / "work").exists()
+
+
 def test_ray_backend_gives_the_same_run_folders_and_results(resumed: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ray = pytest.importorskip("ray")
     out = tmp_path / "ray-out"

@@ -258,7 +258,7 @@ def test_a_failing_run_is_reported_with_its_cell_and_the_others_complete(tmp_pat
 
 # --- Ray backend -------------------------------------------------------------------------------------
 
-def test_packed_run_as_a_ray_task_makes_it_gives_the_local_run_folder(resumed: dict, tmp_path: Path) -> None:
+def test_a_run_packed_on_a_node_and_unpacked_by_the_driver_matches_the_local_run(resumed: dict, tmp_path: Path) -> None:
     """What a Ray task does on its node (execute in a private folder, return a tar), and the driver's unpacking."""
     from stylecore.sweep.execute import commit_run, execute_packed, unpack_run
 

@@ -96,13 +96,15 @@ def face_crop(images: torch.Tensor) -> torch.Tensor:
     return F.adaptive_avg_pool2d(images[:, :, 35:223, 32:220], (112, 112))
 
 
-def identity_loss(net: IRSE50, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+def identity_loss(net: IRSE50, images: torch.Tensor, reference: torch.Tensor, reference_features: torch.Tensor | None = None) -> torch.Tensor:
     """L_ID = mean_b [1 − ⟨R(G(w))_b, R(G(w_s))_b⟩] (Patashnik et al. 2021, Eq. 3; ``criteria/id_loss.py``).
 
     R is the IR-SE50 embedding (unit vectors, so ⟨·,·⟩ is the cosine); the reference
     features carry no gradient. Shapes: (B, 3, H, W), (B, 3, H, W) -> scalar.
+    ``reference_features`` (B, 512): R(face_crop(reference)) computed once by the caller (the
+    official code recomputes it every step; the value is the same).
     """
-    ref = net(face_crop(reference)).detach()
+    ref = (reference_features if reference_features is not None else net(face_crop(reference))).detach()
     return (1 - (net(face_crop(images)) * ref).sum(1)).mean()
 
 

@@ -62,8 +62,12 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
 
 
 def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor, negative_slope: float = 0.2, scale: float = 2**0.5) -> torch.Tensor:
-    """√2 · leaky_relu(x + bias, 0.2), bias broadcast over dim 1 (rosinality ``op/fused_act.py``)."""
-    shape = [1, -1] + [1] * (x.ndim - 2)
+    """√2 · leaky_relu(x + bias, 0.2), bias on the channel dim 1 (rosinality ``op/fused_act.py``).
+
+    Notes: for 3-D input (B, L, D), as the StyleCLIP mapper applies EqualLinear to W+ slices,
+    the bias goes on the last dim, as in StyleCLIP's ``models/stylegan2/op/fused_act.py``.
+    """
+    shape = [1, 1, -1] if x.ndim == 3 else [1, -1] + [1] * (x.ndim - 2)
     return F.leaky_relu(x + bias.view(shape), negative_slope) * scale
 
 
@@ -362,7 +366,7 @@ STYLEGAN2_FFHQ = ManualCheckpoint(
 #: Generator configurations by name: the paper's, and a tiny one for offline quick mode.
 CONFIGS: dict[str, dict[str, Any]] = {
     "ffhq-1024": {"size": 1024, "style_dim": 512, "n_mlp": 8, "channel_multiplier": 2},
-    "tiny-32": {"size": 32, "style_dim": 64, "n_mlp": 2, "channel_multiplier": 1, "channels": {4: 64, 8: 64, 16: 32, 32: 16}},
+    "tiny-64": {"size": 64, "style_dim": 64, "n_mlp": 2, "channel_multiplier": 1, "channels": {4: 64, 8: 64, 16: 32, 32: 16, 64: 8}},
 }
 
 
@@ -383,7 +387,7 @@ def load_stylegan2(
 
     The file is a rosinality checkpoint ``{"g_ema": …, "latent_avg": …}``; a training checkpoint
     without ``latent_avg`` falls back to ``G.mean_latent(4096)`` (as StyleCLIP's code does).
-    ``config="tiny-32"`` is offline only (no published weights; random unless a local file is given).
+    ``config="tiny-64"`` is offline only (no published weights; random unless a local file is given).
     Raises:
         WeightsUnavailableError: policy "pretrained" without a file, or a file that does not fit.
     """

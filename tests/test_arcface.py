@@ -84,6 +84,7 @@ def test_identity_loss_naive_and_properties(net) -> None:
     desired = sum(1 - F.cosine_similarity(fa[i], fb[i], dim=0) for i in range(2)) / 2
     assert torch.allclose(identity_loss(net, a, b), desired, atol=1e-6)
     assert identity_loss(net, a, a).abs() < 1e-5
+    assert torch.allclose(identity_loss(net, a, torch.zeros_like(b), reference_features=fb), desired, atol=1e-6)  # cached reference
     a.requires_grad_(True)
     identity_loss(net, a, b).backward()
     assert a.grad is not None and a.grad.abs().sum() > 0

@@ -40,7 +40,7 @@ def rosinality_keys(size: int, n_mlp: int) -> set[str]:
 @pytest.fixture(scope="module")
 def tiny() -> Generator:
     torch.manual_seed(0)
-    return Generator(**CONFIGS["tiny-32"]).eval()
+    return Generator(**CONFIGS["tiny-64"]).eval()
 
 
 def test_state_dict_has_exactly_rosinalitys_keys() -> None:
@@ -74,14 +74,14 @@ def _save_rosinality_checkpoint(path, g: Generator, latent_avg: torch.Tensor | N
 
 def test_checkpoint_loads_every_tensor_equal(tmp_path) -> None:
     torch.manual_seed(3)
-    src = Generator(**CONFIGS["tiny-32"])
+    src = Generator(**CONFIGS["tiny-64"])
     with torch.no_grad():
         for p in src.parameters():
             p.normal_()  # not the init values of seed 0, so a load that did nothing would fail
     avg = torch.randn(64)
     path = tmp_path / "ckpt.pt"
     _save_rosinality_checkpoint(path, src, avg)
-    g, w_avg, info = load_stylegan2("tiny-32", weights="pretrained", local_file=path)
+    g, w_avg, info = load_stylegan2("tiny-64", weights="pretrained", local_file=path)
     for k, v in src.state_dict().items():
         assert torch.equal(g.state_dict()[k], v), k
     assert torch.equal(w_avg, avg.view(1, -1))
@@ -89,10 +89,10 @@ def test_checkpoint_loads_every_tensor_equal(tmp_path) -> None:
 
 
 def test_training_checkpoint_without_latent_avg_falls_back_to_mean_latent(tmp_path) -> None:
-    src = Generator(**CONFIGS["tiny-32"])
+    src = Generator(**CONFIGS["tiny-64"])
     path = tmp_path / "train.pt"
     _save_rosinality_checkpoint(path, src, None, args=True)
-    g, w_avg, _ = load_stylegan2("tiny-32", local_file=path, seed=5)
+    g, w_avg, _ = load_stylegan2("tiny-64", local_file=path, seed=5)
     torch.manual_seed(5)
     assert torch.allclose(w_avg, g.mean_latent(4096))
     assert w_avg.shape == (1, 64)
@@ -100,15 +100,15 @@ def test_training_checkpoint_without_latent_avg_falls_back_to_mean_latent(tmp_pa
 
 def test_loader_errors_are_clear(tmp_path) -> None:
     with pytest.raises(WeightsUnavailableError, match="does not exist"):
-        load_stylegan2("tiny-32", local_file=tmp_path / "missing.pt")
+        load_stylegan2("tiny-64", local_file=tmp_path / "missing.pt")
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(WeightsUnavailableError, match="g_ema"):
-        load_stylegan2("tiny-32", local_file=tmp_path / "other.pt")
+        load_stylegan2("tiny-64", local_file=tmp_path / "other.pt")
     torch.save({"g_ema": Generator(64, 64, 2, channels={4: 8, 8: 8, 16: 8, 32: 8, 64: 8}).state_dict()}, tmp_path / "wrong.pt")
     with pytest.raises(WeightsUnavailableError, match="does not fit"):
-        load_stylegan2("tiny-32", local_file=tmp_path / "wrong.pt")
+        load_stylegan2("tiny-64", local_file=tmp_path / "wrong.pt")
     with pytest.raises(WeightsUnavailableError, match="offline test configuration"):
-        load_stylegan2("tiny-32", weights="pretrained")
+        load_stylegan2("tiny-64", weights="pretrained")
     with pytest.raises(ValueError, match="unknown generator config"):
         load_stylegan2("ffhq-512")
 
@@ -131,9 +131,9 @@ def test_z_w_wplus_and_stylespace_inputs_agree(tiny) -> None:
         c, lat = tiny([wp], input_is_latent=True, randomize_noise=False, return_latents=True)
         s = tiny.w_to_s(wp)
         d = tiny.synthesis(s, tiny.fixed_noise())
-    assert a.shape == (2, 3, 32, 32) and torch.equal(lat, wp)
+    assert a.shape == (2, 3, 64, 64) and torch.equal(lat, wp)
     assert torch.allclose(a, b) and torch.allclose(b, c) and torch.allclose(c, d, atol=1e-6)
-    assert [t.shape[1] for t in s] == stylespace_dims(**{k: v for k, v in CONFIGS["tiny-32"].items() if k not in ("n_mlp",)})
+    assert [t.shape[1] for t in s] == stylespace_dims(**{k: v for k, v in CONFIGS["tiny-64"].items() if k not in ("n_mlp",)})
     # s is the modulation's affine map of w: s_k = A_k w + b_k (bias_init 1)
     _, conv, idx = tiny.style_layers()[4]
     mod = conv.modulation
@@ -221,3 +221,9 @@ def test_modulated_conv_equals_per_sample_weight_formula(upsample) -> None:
             ref = F.conv2d(x[b : b + 1], w2, padding=1)
         assert torch.allclose(out[b : b + 1], ref, atol=1e-5)
     assert out.shape[-1] == (12 if upsample else 6)
+
+
+def test_fused_leaky_relu_on_wplus_slices_uses_last_dim() -> None:
+    x, b = torch.randn(2, 4, 6), torch.randn(6)  # the mapper's EqualLinear on (B, 4, D)
+    y = x + b.view(1, 1, 6)
+    assert torch.allclose(fused_leaky_relu(x, b), torch.where(y >= 0, y, 0.2 * y) * math.sqrt(2))

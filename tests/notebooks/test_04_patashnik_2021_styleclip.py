@@ -1,0 +1,87 @@
+"""What the quick-mode run of notebook 04 (StyleCLIP) wrote: numbers per method, figures, labelled weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import quick_parameters
+
+STEM = "04_patashnik_2021_styleclip"
+
+
+@pytest.fixture(scope="module")
+def out(executed_notebook):
+    return executed_notebook(STEM)
+
+
+@pytest.fixture(scope="module")
+def summary(out) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_parameters_weights_and_offline_statement(summary) -> None:
+    quick = quick_parameters(STEM)
+    for k in ("generator_config", "clip_model", "opt_steps", "mapper_steps", "relevance_images"):
+        assert summary["parameters"][k] == quick[k]
+    assert {"stylegan2", "clip", "arcface"} <= set(summary["weights"])
+    assert all("RANDOM" in w["label"] for w in summary["weights"].values())
+    assert summary["offline_wiring_check"] is True
+    hp = summary["hyper_parameters"]
+    assert hp["optimisation"]["l2_lambda"] == 0.008 and hp["optimisation"]["id_lambda"] == 0.005 and hp["optimisation"]["lr"] == 0.1
+    assert hp["mapper"]["l2_lambda"] == 0.8 and hp["mapper"]["id_lambda"] == 0.1
+
+
+def test_figures_written(out, summary) -> None:
+    for name in ("source_face", "fig_optimisation_prompts", "optimisation_clip_curves", "fig_lambda_id", "mapper_loss_curves", "fig_mapper_levels",
+                 "fig_active_channels_vs_beta", "fig_alpha_beta_grid", "fig_three_methods", "fig_real_image"):
+        assert (out / f"{name}.png").stat().st_size > 5_000, name
+        assert f"{name}.png" in summary["files"]
+
+
+def test_optimisation_lowers_clip_distance_per_prompt(summary) -> None:
+    quick = quick_parameters(STEM)
+    for text in quick["prompts"]:
+        rec = summary["experiments"][f"optimisation: {text}"]
+        assert rec["clip_end"] < rec["clip_start"], text
+        assert rec["first"]["l2"] == 0.0 and rec["final"]["l2"] > 0  # starts at w_s and moves away
+        lam_id = quick.get("id_lambda", 0.005)
+        assert abs(rec["final"]["total"] - (rec["final"]["clip"] + 0.008 * rec["final"]["l2"] + lam_id * rec["final"]["id"])) < 1e-4
+
+
+def test_lambda_id_term_enters_the_objective(summary) -> None:
+    lo, hi = quick_parameters(STEM)["id_lambdas"]
+    off, on = summary["experiments"][f"lambda_ID {lo}"], summary["experiments"][f"lambda_ID {hi}"]
+    assert lo == 0.0 and off["max_id"] == 0.0  # λ_ID = 0: the identity network is not even run
+    assert on["max_id"] > 0 and on["id_end"] > 0
+    f = on["final"]
+    assert abs(f["total"] - (f["clip"] + 0.008 * f["l2"] + hi * f["id"])) < 1e-4
+
+
+def test_mapper_trained_and_levels_switch(summary) -> None:
+    quick = quick_parameters(STEM)
+    rec = summary["experiments"]["mapper"]
+    assert rec["steps"] == quick["mapper_steps"] and rec["final"]["l2"] > 0 and rec["first"]["l2"] > 0
+    levels = summary["experiments"]["mapper levels"]
+    assert set(levels) >= {"all", "no coarse", "no medium", "no fine", "retrained"}
+    changes = [levels[k]["pixel_change"] for k in ("all", "no coarse", "no medium", "no fine")]
+    assert all(c > 0 for c in changes) and len(set(changes)) == 4  # each level moves the image, differently
+
+
+def test_global_directions_numbers(summary) -> None:
+    quick = quick_parameters(STEM)
+    rec = summary["experiments"]["global directions"]
+    counts = [rec["active_vs_beta"][str(b)] for b in quick["betas"]]
+    assert counts[0] == rec["channels_with_relevance"] > 0  # β = 0 keeps every computed channel
+    assert all(a >= b for a, b in zip(counts, counts[1:]))
+    assert rec["edit_seconds"] < 2.0
+
+
+def test_real_image_projection_and_time_table(summary) -> None:
+    rec = summary["experiments"]["real image"]
+    assert rec["source"] == "projection" and rec["final_total"] < rec["first_total"]
+    table = summary["time_table"]
+    assert set(table) == {"latent optimisation", "latent mapper", "global directions"}
+    assert table["latent mapper"]["per_edit_s"] < table["latent optimisation"]["per_edit_s"]
+    assert table["global directions"]["per_edit_s"] < table["latent optimisation"]["per_edit_s"]

@@ -381,7 +381,8 @@ def vgg19_features(
         build, adapt = _vgg19_body, _gatys_keys
     else:
         build, adapt = (lambda: torchvision.models.vgg19(weights=None)), None
-    vgg, info = build_with_weights(build, spec.checkpoint, weights, local_file, local_sha256, seed, adapt=adapt)
+    ckpt = vgg19_checkpoint() if variant == "torchvision" else spec.checkpoint  # read at call time (tests replace it)
+    vgg, info = build_with_weights(build, ckpt, weights, local_file, local_sha256, seed, adapt=adapt)
     means = None
     if normalize:
         means = effective_means(_cached_means(vgg, info, variant, pooling, calibration_size, data_dir))

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 
 from .losses import content_loss, total_variation
-from .masks import SegmentationMasks, augmented_style_loss, reduce_mask, style_grams_per_label
+from .masks import LABEL_WEIGHTINGS, SegmentationMasks, augmented_style_loss, reduce_mask, style_grams_per_label
 from .matting import photorealism_loss
 from .vgg import VGG19_LAYERS, VGGFeatures
 
@@ -37,6 +37,7 @@ class DPSTHyperParams:
     tv_weight: float
     iterations: int  # L-BFGS iterations per stage
     pooling: str = "max"
+    label_weighting: str = "area"  # per-label weights of L_s+: "area" (authors' code) | "equal" (Eq. 3)
     source: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> "DPSTHyperParams":
@@ -62,6 +63,8 @@ PAPER = DPSTHyperParams(
         "tv_weight": "no TV term in Eq. 4",
         "iterations": "not stated per stage in the paper; the authors' code's 1000",
         "pooling": "VGG-19 as released (max pooling)",
+        "label_weighting": "Eq. 3 prints no per-label weight ('equal'); the default 'area' is the authors' code "
+        "(deepmatting_seg.lua, StyleLossWithSeg: loss_j * l_content_mean)",
     },
 )
 
@@ -80,6 +83,8 @@ AUTHORS_CODE = PAPER.with_(
         "tv_weight": "-tv_weight 1e-3",
         "iterations": "-num_iterations 1000 for each of neuralstyle_seg.lua and deepmatting_seg.lua",
         "pooling": "-pooling max",
+        "label_weighting": "deepmatting_seg.lua and neuralstyle_seg.lua, StyleLossWithSeg: loss_j * l_content_mean "
+        "(area fraction of the label's content mask at the layer)",
         "normalisation": "Notes: the Lua code normalises losses as neural-style does (MSE means, Gram/(C·H·W)); "
         "here the weights multiply this module's Eq. 1/Eq. 3 terms, so the balance differs",
     },
@@ -101,6 +106,8 @@ class DeepPhotoLoss:
             raise ValueError(f"the extractor lacks layers {missing}; build it with vgg19_features({list(hp.layers)})")
         if masks.content.shape[-2:] != content.shape[-2:] or masks.style.shape[-2:] != style.shape[-2:]:
             raise ValueError(f"masks {tuple(masks.content.shape)}/{tuple(masks.style.shape)} do not match images {tuple(content.shape)}/{tuple(style.shape)}")
+        if hp.label_weighting not in LABEL_WEIGHTINGS:
+            raise ValueError(f"label_weighting must be one of {LABEL_WEIGHTINGS}, got {hp.label_weighting!r}")
         if lam and laplacian is None:
             raise ValueError("lam > 0 needs the content's matting Laplacian: laplacian=matting_laplacian(content)")
         self.extractor, self.hp, self.laplacian, self.lam = extractor, hp, laplacian, lam
@@ -115,7 +122,7 @@ class DeepPhotoLoss:
         feats, hp = self.extractor(x), self.hp
         terms = {
             "content": sum(a * content_loss(feats[k], self.content_targets[k]) for k, a in hp.content_layers.items()),
-            "style": hp.gamma * augmented_style_loss(feats, self.style_grams, hp.style_layers, self.content_masks),
+            "style": hp.gamma * augmented_style_loss(feats, self.style_grams, hp.style_layers, self.content_masks, hp.label_weighting),
         }
         if hp.tv_weight:
             terms["tv"] = hp.tv_weight * total_variation(x)

@@ -7,7 +7,7 @@ import torch
 
 from stylecore.dpst import AUTHORS_CODE, PAPER, DeepPhotoLoss, estimate_memory_mb, size_for_memory_budget, structure_score
 from stylecore.losses import content_loss, gram_matrix, style_loss, total_variation
-from stylecore.masks import no_masks
+from stylecore.masks import SegmentationMasks, no_masks
 from stylecore.matting import matting_laplacian, photorealism_loss, photorealism_per_pixel
 from stylecore.optim import optimize_pixels
 from stylecore.vgg import vgg19_features
@@ -46,11 +46,29 @@ def test_total_loss_is_eq4_written_out(vgg, pair):
     terms = loss(x)
     fx, fc, fs = vgg(x), vgg(content), vgg(style)
     assert torch.allclose(terms["content"], content_loss(fx["relu2_1"], fc["relu2_1"]))
-    # different sizes: Gatys's G/M per image equals the area-normalised Gram with one full mask
-    grams = {k: gram_matrix(v) * (fx[k].shape[-1] * fx[k].shape[-2]) / (v.shape[-1] * v.shape[-2]) for k, v in fs.items()}
-    assert torch.allclose(terms["style"], hp.gamma * style_loss(fx, grams, hp.style_layers), rtol=1e-4)
+    # different sizes: per-position Grams F Fᵀ / M of each image, Eq. 4's 1/(4 N²) (written out, no library call)
+    desired = 0.0
+    for k, w in hp.style_layers.items():
+        a, b = fx[k].flatten(2)[0], fs[k].flatten(2)[0]  # (N, M_x), (N, M_s)
+        desired += w * ((a @ a.T / a.shape[1] - b @ b.T / b.shape[1]) ** 2).sum() / (4 * a.shape[0] ** 2)
+    assert torch.allclose(terms["style"], hp.gamma * desired, rtol=1e-4)
     assert torch.allclose(terms["tv"], 1e-2 * total_variation(x))
     assert torch.allclose(terms["photorealism"], 3.0 * photorealism_loss(x, lap))
+
+
+def test_label_weighting_changes_the_style_term_as_the_area_fractions_say(vgg, pair):
+    content, style = pair
+    def top_bottom(h, w, split):  # (2, H, W): rows above / below ``split``
+        top = (torch.arange(h) < split).float().view(h, 1).expand(h, w)
+        return torch.stack([top, 1 - top])
+
+    masks = SegmentationMasks(("top", "bottom"), top_bottom(24, 32, 6), top_bottom(20, 28, 10))
+    x = torch.rand_like(content)
+    area = DeepPhotoLoss(vgg, HP, content, style, masks)(x)["style"]
+    equal = DeepPhotoLoss(vgg, HP.with_(label_weighting="equal"), content, style, masks)(x)["style"]
+    assert HP.label_weighting == "area" and area < equal  # fractions < 1 shrink every term
+    with pytest.raises(ValueError, match="label_weighting"):
+        DeepPhotoLoss(vgg, HP.with_(label_weighting="size"), content, style, masks)
 
 
 def test_errors(vgg, pair):

@@ -1,4 +1,4 @@
-"""Deep Photo Style Transfer costs: matting Laplacian build, one step with and without L_m.
+"""Deep Photo Style Transfer costs: matting Laplacian build, one step with and without L_m, the post-process.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_matting.py --size 512
 
@@ -15,6 +15,7 @@ import warnings
 import torch
 
 from stylecore import dpst, matting
+from stylecore.local_affine import smooth_local_affine
 from stylecore.masks import no_masks
 from stylecore.vgg import vgg19_features
 
@@ -58,11 +59,15 @@ def main() -> None:
         warnings.simplefilter("ignore")
         extractor = vgg19_features(hp.layers, pooling=hp.pooling, weights="random").to(args.device)
     masks = no_masks(content, style)
+    style_like = (0.7 * content.flip(1) + 0.1 * torch.rand_like(content)).clamp(0, 1)  # any output of the same size
     for lam in (0.0, 1.0):
         loss = dpst.DeepPhotoLoss(extractor, hp, content, style, masks, lap, lam)
         step = best_of(lambda: sum(loss(x).values()).backward(), args.repeats)
         print(f"one step (VGG content+style{' + λ L_m' if lam else ''}): {step:.3f} s")
     print(f"estimated peak memory at this size: {dpst.estimate_memory_mb(h, w):.0f} MiB")
+    for radius, edge, source in ((7, 0.05, "deepmatting_seg.lua defaults"), (15, 0.01, "gen_all.py")):
+        post = best_of(lambda: smooth_local_affine(style_like, content, filter_radius=radius, edge_sigma=edge), args.repeats)
+        print(f"post-process SmoothLocalAffine, r={radius} ({source}): {post:.3f} s")
 
 
 if __name__ == "__main__":

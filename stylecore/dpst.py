@@ -17,11 +17,11 @@ import scipy.sparse as sp
 import torch
 
 from .losses import content_loss, total_variation
-from .masks import SegmentationMasks, augmented_style_loss, reduce_mask, style_grams_per_label
+from .masks import LABEL_WEIGHTINGS, SegmentationMasks, augmented_style_loss, reduce_mask, style_grams_per_label
 from .matting import photorealism_loss
 from .vgg import VGG19_LAYERS, VGGFeatures
 
-__all__ = ["AUTHORS_CODE", "PAPER", "PRESETS", "DeepPhotoLoss", "DPSTHyperParams", "estimate_memory_mb", "load_input", "size_for_memory_budget", "structure_score"]
+__all__ = ["AUTHORS_CODE", "PAPER", "PRESETS", "DeepPhotoLoss", "DPSTHyperParams", "colour_transfer_progress", "region_colour_stats", "estimate_memory_mb", "load_input", "size_for_memory_budget", "structure_score"]
 
 STYLE_LAYERS_5 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -37,6 +37,7 @@ class DPSTHyperParams:
     tv_weight: float
     iterations: int  # L-BFGS iterations per stage
     pooling: str = "max"
+    label_weighting: str = "area"  # per-label weights of L_s+: "area" (authors' code) | "equal" (Eq. 3)
     source: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> "DPSTHyperParams":
@@ -62,6 +63,8 @@ PAPER = DPSTHyperParams(
         "tv_weight": "no TV term in Eq. 4",
         "iterations": "not stated per stage in the paper; the authors' code's 1000",
         "pooling": "VGG-19 as released (max pooling)",
+        "label_weighting": "Eq. 3 prints no per-label weight ('equal'); the default 'area' is the authors' code "
+        "(deepmatting_seg.lua, StyleLossWithSeg: loss_j * l_content_mean)",
     },
 )
 
@@ -80,6 +83,8 @@ AUTHORS_CODE = PAPER.with_(
         "tv_weight": "-tv_weight 1e-3",
         "iterations": "-num_iterations 1000 for each of neuralstyle_seg.lua and deepmatting_seg.lua",
         "pooling": "-pooling max",
+        "label_weighting": "deepmatting_seg.lua and neuralstyle_seg.lua, StyleLossWithSeg: loss_j * l_content_mean "
+        "(area fraction of the label's content mask at the layer)",
         "normalisation": "Notes: the Lua code normalises losses as neural-style does (MSE means, Gram/(C·H·W)); "
         "here the weights multiply this module's Eq. 1/Eq. 3 terms, so the balance differs",
     },
@@ -101,6 +106,8 @@ class DeepPhotoLoss:
             raise ValueError(f"the extractor lacks layers {missing}; build it with vgg19_features({list(hp.layers)})")
         if masks.content.shape[-2:] != content.shape[-2:] or masks.style.shape[-2:] != style.shape[-2:]:
             raise ValueError(f"masks {tuple(masks.content.shape)}/{tuple(masks.style.shape)} do not match images {tuple(content.shape)}/{tuple(style.shape)}")
+        if hp.label_weighting not in LABEL_WEIGHTINGS:
+            raise ValueError(f"label_weighting must be one of {LABEL_WEIGHTINGS}, got {hp.label_weighting!r}")
         if lam and laplacian is None:
             raise ValueError("lam > 0 needs the content's matting Laplacian: laplacian=matting_laplacian(content)")
         self.extractor, self.hp, self.laplacian, self.lam = extractor, hp, laplacian, lam
@@ -115,7 +122,7 @@ class DeepPhotoLoss:
         feats, hp = self.extractor(x), self.hp
         terms = {
             "content": sum(a * content_loss(feats[k], self.content_targets[k]) for k, a in hp.content_layers.items()),
-            "style": hp.gamma * augmented_style_loss(feats, self.style_grams, hp.style_layers, self.content_masks),
+            "style": hp.gamma * augmented_style_loss(feats, self.style_grams, hp.style_layers, self.content_masks, hp.label_weighting),
         }
         if hp.tv_weight:
             terms["tv"] = hp.tv_weight * total_variation(x)
@@ -144,6 +151,43 @@ def structure_score(output: torch.Tensor, content: torch.Tensor) -> float:
         raise ValueError(f"output {tuple(output.shape)} and content {tuple(content.shape)} differ in shape")
     go, gc = grad(output), grad(content)
     return float(structural_similarity(go, gc, data_range=max(gc.max(), go.max(), 1e-8)))
+
+
+def region_colour_stats(image: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """Mean and standard deviation of CIELAB L, a, b over the pixels where ``mask`` > 0.5: (6,).
+
+    Shapes: image (1, 3, H, W) in [0, 1], mask (H, W).
+    """
+    from skimage.color import rgb2lab
+
+    if image.shape[-2:] != mask.shape[-2:]:
+        raise ValueError(f"image {tuple(image.shape[-2:])} and mask {tuple(mask.shape[-2:])} differ in size")
+    inside = mask.detach().cpu().numpy() > 0.5
+    if not inside.any():
+        raise ValueError("the mask selects no pixel")
+    lab = rgb2lab(image[0].permute(1, 2, 0).detach().cpu().double().clamp(0, 1).numpy())[inside]  # (P, 3)
+    return np.concatenate([lab.mean(0), lab.std(0)])
+
+
+def colour_transfer_progress(output: torch.Tensor, content: torch.Tensor, style: torch.Tensor, masks: SegmentationMasks) -> dict[str, float]:
+    """Per label: how far the output's colour statistics moved from the content's towards the style's.
+
+        progress_c = 1 − ‖s_c(O) − s_c(S)‖ / ‖s_c(I) − s_c(S)‖,   s_c = (mean, std) of Lab over label c
+
+    (content mask for O and I, style mask for S). 1: the region has the style region's colour
+    statistics; 0: it still has the content's; < 0: it moved away. Labels whose statistics
+    already agree (‖s_c(I) − s_c(S)‖ < 1 Lab unit) are left out.
+    Notes: a diagnostic of this project (what "the style's colours arrived" means in numbers),
+    not a metric of the paper.
+    """
+    out: dict[str, float] = {}
+    for k, name in enumerate(masks.labels):
+        s_style = region_colour_stats(style, masks.style[k])
+        s_content = region_colour_stats(content, masks.content[k])
+        gap = float(np.linalg.norm(s_content - s_style))
+        if gap >= 1.0:
+            out[name] = 1.0 - float(np.linalg.norm(region_colour_stats(output, masks.content[k]) - s_style)) / gap
+    return out
 
 
 def estimate_memory_mb(height: int, width: int, deepest: str = "relu5_1", lbfgs_history: int = 100) -> float:

@@ -20,10 +20,12 @@ from .losses import gram_matrix, style_layer_loss
 from .vgg import VGG19_LAYERS
 
 __all__ = [
+    "LABEL_WEIGHTINGS",
     "MASK_COLORS",
     "SegmentationMasks",
     "augmented_style_loss",
     "automatic_masks",
+    "label_weights",
     "masked_gram",
     "masks_for_pair",
     "masks_from_labels",
@@ -107,22 +109,54 @@ def masked_gram(features: torch.Tensor, mask: torch.Tensor, min_area: float = 1e
     return gram_matrix(features * mask) / area
 
 
-def augmented_style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, list[torch.Tensor]], layer_weights: Mapping[str, float], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """Augmented style loss L_s+ = Σ_l β_l Σ_c E_{l,c} (Luan et al. 2017, Eq. 3).
+#: How the per-label terms of L_s+ are weighted (see :func:`augmented_style_loss`).
+LABEL_WEIGHTINGS = ("area", "equal")
+
+
+def label_weights(mask: torch.Tensor, weighting: str = "area") -> torch.Tensor:
+    """Weight of each label's Gram term at one layer: its area fraction, or 1 for every label.
+
+        w_{l,c} = mean_p M_{l,c}(p)   ("area", the authors' ``deepmatting_seg.lua``)   or   1   ("equal", Eq. 3)
+
+    Shapes: mask (K, H_l, W_l) at the layer's resolution -> (K,).
+    Notes: the authors' ``StyleLossWithSeg`` multiplies label j's loss (and its gradient) by
+    ``l_content_mean``, the mean of the content mask reduced to that layer; the paper's Eq. 3
+    has no such factor. Unlabelled pixels count in the denominator, so the weights sum to the
+    labelled fraction (1 when every pixel has a label).
+    """
+    if weighting not in LABEL_WEIGHTINGS:
+        raise ValueError(f"label weighting must be one of {LABEL_WEIGHTINGS}, got {weighting!r}")
+    if weighting == "equal":
+        return mask.new_ones(mask.shape[0])
+    return mask.flatten(1).mean(1)
+
+
+def augmented_style_loss(
+    features: Mapping[str, torch.Tensor],
+    target_grams: Mapping[str, list[torch.Tensor]],
+    layer_weights: Mapping[str, float],
+    masks: Mapping[str, torch.Tensor],
+    label_weighting: str = "area",
+) -> torch.Tensor:
+    """Augmented style loss L_s+ = Σ_l β_l Σ_c w_{l,c} E_{l,c} (Luan et al. 2017, Eq. 3).
 
         E_{l,c} = 1 / (4 N_l²) · Σ_ij (G_{l,c}[O] − G_{l,c}[S])²
 
     ``features``: {layer: (1, N_l, H_l, W_l)} of the output; ``target_grams``: {layer: [per label
-    (1, N_l, N_l) area-normalised Gram of the style]}; ``masks``: {layer: (K, H_l, W_l)} content masks.
+    (1, N_l, N_l) area-normalised Gram of the style]}; ``masks``: {layer: (K, H_l, W_l)} content masks;
+    ``label_weighting``: w_{l,c} = the label's area fraction at layer l (``"area"``, the authors'
+    code, default) or 1 (``"equal"``, Eq. 3 as printed); see :func:`label_weights`.
     Notes: the paper writes 1/(2 N_{l,c}²); we keep Gatys's 1/(4 N_l²) so that one all-ones mask
-    gives exactly :func:`stylecore.losses.style_loss` (area normalisation absorbs 1/M_l²).
+    gives exactly :func:`stylecore.losses.style_loss` (area normalisation absorbs 1/M_l²), with
+    either weighting (an all-ones mask has area fraction 1).
     """
     terms = []
     for layer, weight in layer_weights.items():
         f = features[layer]
         n = f.shape[1]
+        w = label_weights(masks[layer], label_weighting)
         for k, target in enumerate(target_grams[layer]):
-            terms.append(weight * style_layer_loss(masked_gram(f, masks[layer][k]), target, n, 1))
+            terms.append(weight * w[k] * style_layer_loss(masked_gram(f, masks[layer][k]), target, n, 1))
     return torch.stack(terms).sum()
 
 

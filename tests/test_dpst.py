@@ -2,12 +2,13 @@
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
-from stylecore.dpst import AUTHORS_CODE, PAPER, DeepPhotoLoss, estimate_memory_mb, size_for_memory_budget, structure_score
-from stylecore.losses import content_loss, gram_matrix, style_loss, total_variation
-from stylecore.masks import no_masks
+from stylecore.dpst import AUTHORS_CODE, PAPER, DeepPhotoLoss, colour_transfer_progress, estimate_memory_mb, region_colour_stats, size_for_memory_budget, structure_score
+from stylecore.losses import content_loss, total_variation
+from stylecore.masks import SegmentationMasks, no_masks
 from stylecore.matting import matting_laplacian, photorealism_loss, photorealism_per_pixel
 from stylecore.optim import optimize_pixels
 from stylecore.vgg import vgg19_features
@@ -46,11 +47,29 @@ def test_total_loss_is_eq4_written_out(vgg, pair):
     terms = loss(x)
     fx, fc, fs = vgg(x), vgg(content), vgg(style)
     assert torch.allclose(terms["content"], content_loss(fx["relu2_1"], fc["relu2_1"]))
-    # different sizes: Gatys's G/M per image equals the area-normalised Gram with one full mask
-    grams = {k: gram_matrix(v) * (fx[k].shape[-1] * fx[k].shape[-2]) / (v.shape[-1] * v.shape[-2]) for k, v in fs.items()}
-    assert torch.allclose(terms["style"], hp.gamma * style_loss(fx, grams, hp.style_layers), rtol=1e-4)
+    # different sizes: per-position Grams F Fᵀ / M of each image, Eq. 4's 1/(4 N²) (written out, no library call)
+    desired = 0.0
+    for k, w in hp.style_layers.items():
+        a, b = fx[k].flatten(2)[0], fs[k].flatten(2)[0]  # (N, M_x), (N, M_s)
+        desired += w * ((a @ a.T / a.shape[1] - b @ b.T / b.shape[1]) ** 2).sum() / (4 * a.shape[0] ** 2)
+    assert torch.allclose(terms["style"], hp.gamma * desired, rtol=1e-4)
     assert torch.allclose(terms["tv"], 1e-2 * total_variation(x))
     assert torch.allclose(terms["photorealism"], 3.0 * photorealism_loss(x, lap))
+
+
+def test_label_weighting_changes_the_style_term_as_the_area_fractions_say(vgg, pair):
+    content, style = pair
+    def top_bottom(h, w, split):  # (2, H, W): rows above / below ``split``
+        top = (torch.arange(h) < split).float().view(h, 1).expand(h, w)
+        return torch.stack([top, 1 - top])
+
+    masks = SegmentationMasks(("top", "bottom"), top_bottom(24, 32, 6), top_bottom(20, 28, 10))
+    x = torch.rand_like(content)
+    area = DeepPhotoLoss(vgg, HP, content, style, masks)(x)["style"]
+    equal = DeepPhotoLoss(vgg, HP.with_(label_weighting="equal"), content, style, masks)(x)["style"]
+    assert HP.label_weighting == "area" and area < equal  # fractions < 1 shrink every term
+    with pytest.raises(ValueError, match="label_weighting"):
+        DeepPhotoLoss(vgg, HP.with_(label_weighting="size"), content, style, masks)
 
 
 def test_errors(vgg, pair):
@@ -98,3 +117,33 @@ def test_memory_cap():
     assert size_for_memory_budget(60, 96, budget_mb=500)[0] == 96
     with pytest.raises(ValueError, match="positive"):
         size_for_memory_budget(10, 10, 0)
+
+
+def test_colour_transfer_progress_per_region():
+    from skimage.color import rgb2lab
+
+    def two_colours(h, w, split, top, bottom, noise, seed):  # (1, 3, H, W): ``top`` above row ``split``, ``bottom`` below
+        img = torch.empty(1, 3, h, w)
+        img[0, :, :split] = torch.tensor(top).view(3, 1, 1)
+        img[0, :, split:] = torch.tensor(bottom).view(3, 1, 1)
+        return (img + noise * torch.randn(img.shape, generator=torch.Generator().manual_seed(seed))).clamp(0, 1)
+
+    def top_bottom(h, w, split):
+        top = (torch.arange(h) < split).float().view(h, 1).expand(h, w)
+        return torch.stack([top, 1 - top])
+
+    content = two_colours(20, 30, 8, (0.5, 0.7, 0.95), (0.2, 0.5, 0.1), 0.02, 0)  # blue sky, green ground
+    style = two_colours(24, 24, 12, (0.9, 0.4, 0.2), (0.3, 0.1, 0.05), 0.05, 1)  # orange sky, dark ground
+    masks = SegmentationMasks(("sky", "ground"), top_bottom(20, 30, 8), top_bottom(24, 24, 12))
+    # stats against a direct computation
+    lab = rgb2lab(style[0].permute(1, 2, 0).double().numpy())[:12].reshape(-1, 3)
+    assert np.allclose(region_colour_stats(style, masks.style[0]), np.concatenate([lab.mean(0), lab.std(0)]))
+    same = colour_transfer_progress(content, content, style, masks)
+    assert same == pytest.approx({"sky": 0.0, "ground": 0.0})
+    arrived = two_colours(20, 30, 8, (0.9, 0.4, 0.2), (0.3, 0.1, 0.05), 0.05, 2)  # the style's colours, content's layout
+    assert all(v > 0.9 for v in colour_transfer_progress(arrived, content, style, masks).values())
+    half = two_colours(20, 30, 8, (0.9, 0.4, 0.2), (0.2, 0.5, 0.1), 0.02, 3)  # only the sky changed
+    p = colour_transfer_progress(half, content, style, masks)
+    assert p["sky"] > 0.8 and abs(p["ground"]) < 0.1
+    with pytest.raises(ValueError, match="differ in size"):
+        region_colour_stats(style, masks.content[0])

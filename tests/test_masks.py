@@ -13,6 +13,7 @@ from stylecore.masks import (
     SegmentationMasks,
     augmented_style_loss,
     automatic_masks,
+    label_weights,
     masked_gram,
     no_masks,
     parse_color_mask,
@@ -89,7 +90,7 @@ def test_augmented_loss_is_sum_over_labels_and_ignores_other_regions(vgg):
     weights = {"relu1_1": 1.0}
     grams = style_grams_per_label(vgg(style), m.style, weights)
     masks = {"relu1_1": reduce_mask(m.content, "relu1_1")}
-    out = augmented_style_loss(vgg(content), grams, weights, masks)
+    out = augmented_style_loss(vgg(content), grams, weights, masks, "equal")  # Eq. 3 as printed: labels weigh alike
     desired = sum(
         ((masked_gram(vgg(content)["relu1_1"], masks["relu1_1"][k]) - grams["relu1_1"][k]) ** 2).sum() / (4 * 64**2) for k in range(2)
     )
@@ -151,3 +152,57 @@ def test_masks_for_pair_modes_and_errors():
     assert m.content[0, :10].all() and not m.content[0, 10:].any()
     with pytest.raises(ValueError, match="both be 'none', both 'auto'"):
         masks_for_pair("auto", seg_s, content, style)
+
+
+def test_label_weights_are_area_fractions_or_ones():
+    m = torch.zeros(3, 4, 5)
+    m[0, :1] = 1  # 5 of 20 pixels
+    m[1, 1:] = 0.5  # soft mask: mean 0.375
+    assert torch.allclose(label_weights(m, "area"), torch.tensor([0.25, 0.375, 0.0]))
+    assert torch.equal(label_weights(m, "equal"), torch.ones(3))
+    with pytest.raises(ValueError, match="label weighting"):
+        label_weights(m, "size")
+
+
+def test_area_weighting_multiplies_each_label_term_by_its_content_area(vgg):
+    # deepmatting_seg.lua, StyleLossWithSeg: loss_j * l_content_mean, l_content_mean = mean of the layer's content mask
+    content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 28, 36)
+    lc = np.zeros((32, 32), dtype=np.int64)
+    lc[8:] = 1  # a quarter "sky", three quarters "ground"
+    ls = np.zeros((28, 36), dtype=np.int64)
+    ls[14:] = 1
+    m = SegmentationMasks.from_label_maps(lc, ls, ("sky", "ground"))
+    weights = {"relu1_1": 1.0, "relu2_1": 0.5}
+    fo = vgg(content)
+    grams = style_grams_per_label(vgg(style), m.style, weights)
+    masks = {k: reduce_mask(m.content, k) for k in weights}
+    per_label = {k: [((masked_gram(fo[k], masks[k][c]) - grams[k][c]) ** 2).sum() / (4 * fo[k].shape[1] ** 2) for c in range(2)] for k in weights}
+    area = sum(w * sum(masks[k][c].mean() * per_label[k][c] for c in range(2)) for k, w in weights.items())
+    equal = sum(w * sum(per_label[k]) for k, w in weights.items())
+    assert torch.allclose(augmented_style_loss(fo, grams, weights, masks), area)
+    assert torch.allclose(augmented_style_loss(fo, grams, weights, masks, "equal"), equal)
+    assert abs(float(masks["relu1_1"][0].mean()) - 0.25) < 0.02  # the sky's share, softened at its border only
+    # the gradient follows the weighted loss too (the Lua code scales dG the same way)
+    x = content.clone().requires_grad_(True)
+    augmented_style_loss(vgg(x), grams, {"relu1_1": 1.0}, masks).backward()
+    y = content.clone().requires_grad_(True)
+    f = vgg(y)["relu1_1"]
+    sum(masks["relu1_1"][c].mean() * ((masked_gram(f, masks["relu1_1"][c]) - grams["relu1_1"][c]) ** 2).sum() / (4 * 64**2) for c in range(2)).backward()
+    assert torch.allclose(x.grad, y.grad, rtol=1e-4, atol=1e-12)
+
+
+def test_masked_grams_are_per_position_so_image_sizes_do_not_matter(vgg):
+    # style = the output tiled twice side by side (same statistics per position, twice the positions): loss near 0
+    g = torch.Generator().manual_seed(1)
+    x = F.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=(32, 32), mode="bilinear")
+    tiled = torch.cat([x, x], dim=3)  # (1, 3, 32, 64)
+    grey = torch.full_like(tiled, 0.5)
+    lab = np.zeros((32, 32), dtype=np.int64)
+    lab[16:] = 1
+    weights = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0}
+    fo = vgg(x)
+    for m in (no_masks(x, tiled), SegmentationMasks.from_label_maps(lab, np.concatenate([lab, lab], 1), ("top", "bottom"))):
+        masks = {k: reduce_mask(m.content, k) for k in weights}
+        same = augmented_style_loss(fo, style_grams_per_label(vgg(tiled), m.style, weights), weights, masks)
+        flat = augmented_style_loss(fo, style_grams_per_label(vgg(grey), m.style, weights), weights, masks)
+        assert same < 0.05 * flat, (m.labels, float(same), float(flat))

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from stylecore.dpst import AUTHORS_CODE, PAPER, DeepPhotoLoss, colour_transfer_progress, estimate_memory_mb, region_colour_stats, size_for_memory_budget, structure_score
+from stylecore.vgg import VGG19_VARIANTS
 from stylecore.losses import content_loss, total_variation
 from stylecore.masks import SegmentationMasks, no_masks
 from stylecore.matting import matting_laplacian, photorealism_loss, photorealism_per_pixel
@@ -35,7 +36,9 @@ def test_presets_record_sources():
     assert AUTHORS_CODE.content_layers == {"relu4_2": 5.0} and AUTHORS_CODE.gamma == 100 and AUTHORS_CODE.tv_weight == 1e-3
     assert AUTHORS_CODE.iterations == 1000 and set(AUTHORS_CODE.style_layers) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
     for hp in (PAPER, AUTHORS_CODE):
-        assert {"lam", "gamma", "content_layers", "style_layers"} <= set(hp.source)
+        assert {"lam", "gamma", "content_layers", "style_layers", "vgg_variant"} <= set(hp.source)
+        # Γ and λ were tuned on the Caffe VGG19 with 0–255 BGR input: the preset must name that network
+        assert hp.vgg_variant == "caffe" and VGG19_VARIANTS[hp.vgg_variant].preprocessing == "caffe"
 
 
 def test_total_loss_is_eq4_written_out(vgg, pair):

@@ -94,10 +94,9 @@ def test_fig6_gamma_beta_only_vs_scratch_at_equal_steps(summary) -> None:
         assert r["d_total"] == pytest.approx(_rel(r["gamma_beta_only"]["total"], r["from_scratch"]["total"]))
         reach = r["scratch_steps_to_match"]
         assert reach is None or 1 <= reach <= p["finetune_steps"]
+    # The verdict is the stated rule applied to these numbers. Whether the claim holds is not asserted: in quick mode the
+    # N-style network under the frozen convolutions has had 30 updates, not the paper's 40,000, and the notebook says so.
     assert fig6["verdict"]["faster"] == all(r["d_total"] < 0 for r in rows)
-    # The frozen convolutions of the trained N-style network already preserve content, so at equal steps the
-    # γ/β-only network's total loss is lower even in quick mode (by far more than run-to-run noise).
-    assert fig6["verdict"]["faster"]
 
 
 def test_notebook_states_the_verdicts_it_computed(summary) -> None:

@@ -2,15 +2,21 @@
 
     OMP_NUM_THREADS=2 PYTHONPATH=. python benchmarks/bench_cin.py [--device cpu] [--repeats 5]
 
-Prints: stylisation images/s at 256 and 512 px (paper widths, batch 1, no grad), and seconds
-per training step (network + VGG19 perceptual losses + Adam) for the paper's batch 16 × 256²
-and for the notebook's quick-mode settings. Weights are random: speed does not depend on them.
+Prints: stylisation images/s at 256 and 512 px (paper widths, batch 1, no grad), seconds per
+training step (network + VGG19 perceptual losses + Adam) for the paper's batch 16 × 256², the
+notebook's committed defaults and its quick mode, and for the latter two the notebook's whole
+training budget (steps counted from the parameter files) times that step time. Both wall and
+process CPU seconds are printed: on a shared machine the CPU seconds divided by the threads
+are the better estimate of an idle machine's wall time. Weights are random: speed does not
+depend on them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 import warnings
 
 import torch
@@ -21,16 +27,38 @@ from stylecore.losses import gram_matrix
 from stylecore.vgg import vgg19_features
 
 
-def _time(fn, repeats: int, device: str) -> float:
+ROOT = Path(__file__).resolve().parents[1]
+STEM = "03_dumoulin_2017_conditional_instance_norm"
+
+
+def _time(fn, repeats: int, device: str) -> tuple[float, float]:
+    """(wall, process CPU) seconds per call."""
     fn()  # warm-up
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         fn()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return (time.perf_counter() - t) / repeats
+    return (time.perf_counter() - t) / repeats, (time.process_time() - c) / repeats
+
+
+def notebook_settings() -> dict[str, dict]:
+    """The notebook's committed defaults (its parameters cell) and its quick mode (the params JSON)."""
+    nb = json.loads((ROOT / "notebooks" / f"{STEM}.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    defaults: dict = {}
+    exec("".join(cell["source"]), {}, defaults)  # flat literals only (the notebook contract)
+    quick = defaults | json.loads((ROOT / "tests" / "notebooks" / "params" / f"{STEM}.json").read_text())
+    return {"defaults": defaults, "quick mode": quick}
+
+
+def training_steps(p: dict) -> int:
+    """Training steps one notebook run takes: Fig. 5 (N-style + N single) and Fig. 6 (two arms) per seed, 3 or 4 ablation nets."""
+    n = len(p["styles"])
+    ablation = 3 if p["ablation_steps"] == p["train_steps"] else 4  # reflect/nearest is Fig. 5's first single-style net, from the cache
+    return p["n_seeds"] * ((1 + n) * p["train_steps"] + 2 * p["finetune_steps"]) + ablation * p["ablation_steps"]
 
 
 def main() -> None:
@@ -46,13 +74,17 @@ def main() -> None:
     for size in (256, 512):
         x = torch.rand(1, 3, size, size, device=dev)
         with torch.no_grad():
-            s = _time(lambda: net(x, 3), args.repeats, dev)
+            s, _ = _time(lambda: net(x, 3), args.repeats, dev)
         print(f"stylisation {size}x{size}: {1 / s:7.2f} images/s  ({s * 1000:.0f} ms/image)")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         vgg = vgg19_features(tuple(dict.fromkeys((*STYLE_LAYERS, *CONTENT_LAYERS))), weights="random").to(dev)
-    for label, width, batch, crop, reps in (("paper: width 1, batch %d, 256 px" % args.paper_batch, 1.0, args.paper_batch, 256, max(1, args.repeats // 2)), ("quick mode: width 0.5, batch 2, 64 px", 0.5, 2, 64, args.repeats * 2)):
+    settings = notebook_settings()
+    cases = [("paper: width 1, batch %d, 256 px" % args.paper_batch, 1.0, args.paper_batch, 256, max(1, args.repeats // 2), None)]
+    for name, p in settings.items():
+        cases.append((f"notebook {name}: width {p['width']}, batch {p['batch_size']}, {p['crop_size']} px", p["width"], p["batch_size"], p["crop_size"], args.repeats * 2, p))
+    for label, width, batch, crop, reps, p in cases:
         cfg = TrainConfig(steps=1, batch_size=batch, crop_size=crop)
         model = StyleTransferNetwork(n_styles=2, width=width).to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -65,9 +97,12 @@ def main() -> None:
             (terms["content"] + terms["style"]).backward()
             opt.step()
 
-        s = _time(step, reps, dev)
-        print(f"training step ({label}): {s:.3f} s/step -> 40,000 steps = {s * 40000 / 3600:.1f} h")
-
+        wall, cpu = _time(step, reps, dev)
+        print(f"training step ({label}): {wall:.3f} s/step wall, {cpu:.3f} s/step CPU -> 40,000 steps = {wall * 40000 / 3600:.1f} h")
+        if p is not None:
+            n = training_steps(p)
+            threads = torch.get_num_threads()
+            print(f"  the notebook's {n} training steps: ≈ {n * wall / 60:.1f} min wall here, ≈ {n * cpu / threads / 60:.1f} min on {threads} idle threads (CPU s / threads)")
 
 if __name__ == "__main__":
     main()

@@ -40,7 +40,19 @@ from .losses import gram_matrix
 from .vgg import VGGFeatures
 from .weights import WeightsUnavailableError, load_state_dict_file
 
-__all__ = ["PAPER_TRAINING", "TrainConfig", "TrainResult", "perceptual_losses", "random_crops", "train_style_network", "training_key"]
+__all__ = [
+    "PAPER_TRAINING",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate_losses",
+    "evaluation_batches",
+    "perceptual_losses",
+    "random_crops",
+    "relative_change",
+    "style_grams",
+    "train_style_network",
+    "training_key",
+]
 
 #: Dumoulin et al. 2017 used VGG-16 conv1…conv4 (style) and conv3 (content) block outputs; the
 #: VGG19 layers at the same depth are the ends of blocks 1–4.
@@ -82,12 +94,16 @@ class TrainConfig:
 PAPER_TRAINING = TrainConfig(
     steps=40_000,
     source={
-        "steps": "appendix: 40,000 iterations",
-        "batch_size/crop_size/lr": "appendix: batch 16 of 256×256 ImageNet crops, Adam lr 1e-3",
-        "layers": "VGG-16 conv1–conv4 (style), conv3 (content), mapped to VGG19 block ends",
-        "weights": "Magenta image_stylization: content 1, style 1e-4 per layer on VGG fed 0–255 pixels; our VGG sees "
-        "(x/255 − mean)/std, ~58× smaller activations, so Gram MSE shrinks ~58⁴ and content MSE ~58²: λ_s ≈ 1e-4·58² ≈ 0.3 "
-        "(an estimate, not checked against pretrained weights offline)",
+        "steps": "Magenta image_stylization_train.py: train_steps 40000 (the paper's Fig. 6 caption: 40,000 steps from scratch)",
+        "batch_size/crop_size/lr": "Magenta image_stylization_train.py: batch_size 16, image_size 256, Adam learning_rate 1e-3 "
+        "(ImageNet photos resized to 258 and centre-cropped to 256, image_utils.imagenet_inputs)",
+        "layers": "Magenta: content vgg_16/conv3, style vgg_16/conv1…conv4 (block outputs after ReLU, i.e. relu1_2, relu2_2, "
+        "relu3_3, relu4_3 of VGG-16), mapped to the VGG19 block ends relu1_2, relu2_2, relu3_4, relu4_4",
+        "weights": "Magenta image_stylization_train.py: content 1.0, style 1e-4 per layer, on a VGG-16 fed 255·x − RGB mean "
+        "(vgg.py). Our VGG19 sees (x − mean)/std, so first-layer activations are ≈ 255·0.226 ≈ 58× smaller; the Gram MSE "
+        "shrinks ≈ 58⁴ and the content MSE ≈ 58²: λ_s ≈ 1e-4·58² ≈ 0.3 for λ_c = 1 (an estimate: biases and the other "
+        "network's weights make it inexact; not checked against pretrained weights offline)",
+        "style per batch": "Magenta draws a style label per image of the batch; here one style per batch",
     },
 )
 
@@ -136,6 +152,57 @@ def perceptual_losses(extractor: VGGFeatures, output: torch.Tensor, content: tor
     l_c = sum(F.mse_loss(feats[k], targets[k]) for k in config.content_layers)
     l_s = sum(F.mse_loss(gram_matrix(feats[k], normalize=True), style_grams[k].expand(output.shape[0], -1, -1)) for k in config.style_layers)
     return {"content": config.content_weight * l_c, "style": config.style_weight * l_s}
+
+
+def style_grams(extractor: VGGFeatures, style_image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """{layer: G(F^l(a_s))} of one style image (1, 3, H, W), Grams divided by H_l·W_l; no gradient."""
+    with torch.no_grad():
+        return {k: gram_matrix(v, normalize=True) for k, v in extractor(style_image).items() if k in layers}
+
+
+def evaluation_batches(contents: Sequence[torch.Tensor], n_batches: int, batch_size: int, size: int, seed: int = 2017) -> list[torch.Tensor]:
+    """Fixed batches of crops on which trained networks are compared (the same for every network).
+
+    Dumoulin et al. 2017, Sec. 3.2: "The losses were averaged over 32 random batches of content
+    images". Shapes: n_batches × (batch_size, 3, size, size).
+
+    Notes: the crops come from the training photos (the paper drew ImageNet batches); their
+    generator is separate from the training one, so they are not the batches a run trained on.
+    """
+    if n_batches < 1:
+        raise ValueError(f"need at least 1 evaluation batch, got {n_batches}")
+    gen = torch.Generator().manual_seed(seed)
+    return [random_crops(contents, batch_size, size, gen) for _ in range(n_batches)]
+
+
+def evaluate_losses(
+    model: StyleTransferNetwork,
+    extractor: VGGFeatures,
+    batches: Sequence[torch.Tensor],
+    grams: dict[str, torch.Tensor],
+    style: int,
+    config: TrainConfig,
+    device: str | torch.device = "cpu",
+) -> dict[str, float]:
+    """Weighted losses of ``model(·, style)`` (as in training, Eq. 4) averaged over fixed ``batches``.
+
+    ``grams`` from :func:`style_grams` of the style image. Returns {"content", "style", "total"}.
+    """
+    sums = {"content": 0.0, "style": 0.0}
+    with torch.no_grad():
+        for batch in batches:
+            batch = batch.to(device)
+            terms = perceptual_losses(extractor, model(batch, style), batch, grams, config)
+            for k in sums:
+                sums[k] += float(terms[k]) / len(batches)
+    return sums | {"total": sums["content"] + sums["style"]}
+
+
+def relative_change(value: float, reference: float) -> float:
+    """(value − reference) / reference: +0.087 means 8.7 % higher (the paper's Fig. 5 convention)."""
+    if reference == 0:
+        raise ValueError("relative change against a zero reference is undefined")
+    return (value - reference) / reference
 
 
 def _digest(*parts: object) -> str:
@@ -226,8 +293,7 @@ def train_style_network(
         gen.set_state(saved["generator"])
         history, step, seconds, resumed = saved["history"], int(saved["step"]), float(saved["seconds"]), int(saved["step"])
 
-    with torch.no_grad():
-        grams = {i: {k: gram_matrix(v, normalize=True) for k, v in extractor(s.to(device)).items() if k in config.style_layers} for i, s in enumerate(styles)}
+    grams = {i: style_grams(extractor, s.to(device), config.style_layers) for i, s in enumerate(styles)}
     pool = list(config.styles_trained) if config.styles_trained is not None else list(range(model.n_styles))
     model.train()
     start = time.perf_counter() - seconds

@@ -6,7 +6,17 @@ import pytest
 import torch
 
 from stylecore.cin import StyleTransferNetwork
-from stylecore.feedforward import TrainConfig, load_style_network, perceptual_losses, random_crops, train_style_network
+from stylecore.feedforward import (
+    TrainConfig,
+    evaluate_losses,
+    evaluation_batches,
+    load_style_network,
+    perceptual_losses,
+    random_crops,
+    relative_change,
+    style_grams,
+    train_style_network,
+)
 from stylecore.vgg import vgg19_features
 from stylecore.weights import WeightsUnavailableError
 
@@ -63,12 +73,59 @@ def test_perceptual_losses_match_naive_formula(extractor) -> None:
     torch.testing.assert_close(terms["style"], desired_s, rtol=1e-4, atol=0)
 
 
+def test_evaluation_batches_are_fixed_crops_independent_of_training() -> None:
+    contents, _ = _data()
+    a = evaluation_batches(contents, 3, 2, 16, seed=7)
+    b = evaluation_batches(contents, 3, 2, 16, seed=7)
+    assert len(a) == 3 and all(x.shape == (2, 3, 16, 16) for x in a)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], evaluation_batches(contents, 1, 2, 16, seed=8)[0])
+    with pytest.raises(ValueError, match="at least 1 evaluation batch"):
+        evaluation_batches(contents, 0, 2, 16)
+
+
+def test_evaluate_losses_is_the_mean_of_per_batch_losses(extractor) -> None:
+    contents, styles = _data()
+    cfg = _cfg(content_weight=2.0, style_weight=5.0)
+    net = _net()
+    batches = evaluation_batches(contents, 3, 2, 16)
+    grams = style_grams(extractor, styles[1], LAYERS)
+    naive = {"content": 0.0, "style": 0.0}
+    for batch in batches:
+        with torch.no_grad():
+            out = net(batch, 1)
+        fo, fc = extractor(out), extractor(batch)
+        naive["content"] += 2.0 * float(((fo["relu2_2"] - fc["relu2_2"]) ** 2).mean()) / 3
+        for k in LAYERS:
+            f = fo[k].flatten(2)
+            g = f @ f.transpose(1, 2) / f.shape[-1]  # (B, C, C) / (H W)
+            naive["style"] += 5.0 * float(((g - grams[k]) ** 2).mean()) / 3
+    actual = evaluate_losses(net, extractor, batches, grams, 1, cfg)
+    assert actual["content"] == pytest.approx(naive["content"], rel=1e-5)
+    assert actual["style"] == pytest.approx(naive["style"], rel=1e-4)
+    assert actual["total"] == pytest.approx(actual["content"] + actual["style"])
+    other = evaluate_losses(net, extractor, batches, style_grams(extractor, styles[0], LAYERS), 1, cfg)
+    assert other["style"] != pytest.approx(actual["style"])  # the target Grams matter
+
+
+def test_relative_change() -> None:
+    assert relative_change(1.087, 1.0) == pytest.approx(0.087)
+    assert relative_change(0.911, 1.0) == pytest.approx(-0.089)
+    with pytest.raises(ValueError, match="zero reference"):
+        relative_change(1.0, 0.0)
+
+
 def test_training_reduces_style_loss(extractor, tmp_path) -> None:
     contents, styles = _data()
     res = train_style_network(_net(), _cfg(steps=40, styles_trained=(0,)), contents, styles, extractor, tmp_path, progress=False)
     s = res.history["style"]
     assert len(s) == 40 and sum(s[-5:]) < 0.7 * sum(s[:5])
     assert set(res.history["style_index"]) == {0.0}
+    batches = evaluation_batches(contents, 2, 2, 16)
+    grams = style_grams(extractor, styles[0], LAYERS)
+    trained = evaluate_losses(res.model, extractor, batches, grams, 0, _cfg())
+    untrained = evaluate_losses(_net(), extractor, batches, grams, 0, _cfg())
+    assert trained["style"] < 0.7 * untrained["style"]  # held-out crops: the network learned, not the batches
 
 
 class Killed(RuntimeError):

@@ -1,10 +1,11 @@
-"""What the quick-mode run of notebook 03 (Dumoulin et al. 2017) wrote: figures, losses, artefact measure."""
+"""What the quick-mode run of notebook 03 (Dumoulin et al. 2017) wrote: figures, the Fig. 5/6 claims as numbers, artefact measure."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 STEM = "03_dumoulin_2017_conditional_instance_norm"
@@ -25,6 +26,23 @@ def summary(executed_notebook) -> tuple[Path, dict]:
     return out, json.loads((out / "summary.json").read_text())
 
 
+def _rel(a: float, b: float) -> float:
+    return (a - b) / b
+
+
+def _notebook_text(out: Path) -> str:
+    """Everything the executed notebook displayed (markdown and plain-text outputs)."""
+    nb = json.loads((out.parent / f"{STEM}.ipynb").read_text())
+    parts = []
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            for key in ("text/markdown", "text/plain"):
+                if key in o.get("data", {}):
+                    parts.append("".join(o["data"][key]))
+            parts.append("".join(o.get("text", "")))
+    return "\n".join(parts)
+
+
 def test_figures_written_and_listed(summary) -> None:
     out, s = summary
     for name in FIGURES:
@@ -40,15 +58,59 @@ def test_weights_recorded_and_labelled(summary) -> None:
     assert vgg["label"] in s["weights"]["cin_networks"]["label"]
 
 
-def test_training_lowered_the_style_loss(summary) -> None:
+def test_fig5_compares_equal_updates_on_the_same_batches(summary) -> None:
     _, s = summary
-    fig5 = s["experiments"]["fig5_n_style_vs_single"]
-    assert fig5["steps_multi"] == len(s["parameters"]["styles"]) * s["parameters"]["steps_per_style"]
-    for style, rec in fig5["final_smoothed"].items():
-        assert rec["n_style"]["style"] < rec["first_style_loss"], style
-    fig6 = s["experiments"]["fig6_new_style"]
-    assert fig6["final"]["gamma_beta_only"]["style"] < fig6["first_style_loss"]["gamma_beta_only"]
+    p, fig5 = s["parameters"], s["experiments"]["fig5_n_style_vs_single"]
+    assert fig5["steps_multi"] == fig5["steps_single"] == p["train_steps"]  # the paper's equal parameter updates
+    rows = fig5["rows"]
+    assert len(rows) == p["n_seeds"] * len(p["styles"])
+    for r in rows:
+        # each single-style network beats the same untrained network on the fixed batches
+        assert r["single"]["style"] < r["untrained"]["style"], r["style"]
+        assert r["single"]["total"] < r["untrained"]["total"], r["style"]
+    # the N-style network has had only train_steps / N updates per style: it must have learned on average over its styles
+    # (in quick mode one style may still sit at the untrained loss, which is what the notebook's Fig. 5 numbers then show)
+    for sd in {r["seed"] for r in rows}:
+        mine = [r for r in rows if r["seed"] == sd]
+        assert np.mean([r["n_style"]["style"] for r in mine]) < np.mean([r["untrained"]["style"] for r in mine]), sd
+        assert r["d_style"] == pytest.approx(_rel(r["n_style"]["style"], r["single"]["style"]))
+        assert r["d_content"] == pytest.approx(_rel(r["n_style"]["content"], r["single"]["content"]))
+    d_style = np.array([r["d_style"] for r in rows])
+    d_content = np.array([r["d_content"] for r in rows])
+    assert fig5["d_style"]["mean"] == pytest.approx(d_style.mean()) and fig5["d_style"]["std"] == pytest.approx(d_style.std())
+    assert fig5["d_content"]["mean"] == pytest.approx(d_content.mean())
+    # the verdict is the stated rule applied to these numbers
+    mean, std = fig5["paper"]["d_style"]
+    assert fig5["verdict"]["style"] == bool(abs(d_style.mean() - mean) <= std)
+    assert fig5["verdict"]["content"] == bool(d_content.mean() > 0)
+    assert set(fig5["matched_steps_d_style"]) == {str(max(1, round(f * p["train_steps"]))) for f in (0.25, 0.5, 0.75, 1.0)}
+
+
+def test_fig6_gamma_beta_only_vs_scratch_at_equal_steps(summary) -> None:
+    _, s = summary
+    p, fig6 = s["parameters"], s["experiments"]["fig6_new_style"]
     assert fig6["trained_parameters"]["gamma_beta_only"] < 0.01 * fig6["trained_parameters"]["from_scratch"]
+    rows = fig6["rows"]
+    assert len(rows) == p["n_seeds"]
+    for r in rows:
+        assert r["gamma_beta_only"]["style"] < r["start_gamma_beta_only"]["style"]  # training γ, β alone moved the style
+        assert r["from_scratch"]["total"] < r["start_from_scratch"]["total"]
+        assert r["d_total"] == pytest.approx(_rel(r["gamma_beta_only"]["total"], r["from_scratch"]["total"]))
+        reach = r["scratch_steps_to_match"]
+        assert reach is None or 1 <= reach <= p["finetune_steps"]
+    # The verdict is the stated rule applied to these numbers. Whether the claim holds is not asserted: in quick mode the
+    # N-style network under the frozen convolutions has had 30 updates, not the paper's 40,000, and the notebook says so.
+    assert fig6["verdict"]["faster"] == all(r["d_total"] < 0 for r in rows)
+
+
+def test_notebook_states_the_verdicts_it_computed(summary) -> None:
+    out, s = summary
+    text = _notebook_text(out)
+    v5, v6 = s["experiments"]["fig5_n_style_vs_single"]["verdict"], s["experiments"]["fig6_new_style"]["verdict"]
+    word = {True: "**reproduced**", False: "**not reproduced**"}
+    assert f"Style claim (comparable style loss, mean inside −8.9 ± 16.5 %): {word[v5['style']]}" in text
+    assert f"Content claim (slightly higher content loss): {word[v5['content']]}" in text
+    assert f"judged as lower total loss at equal steps in every seed): {word[v6['faster']]}" in text
 
 
 def test_interpolation_moves_from_first_style_to_second(summary) -> None:

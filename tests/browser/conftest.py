@@ -50,13 +50,13 @@ LAB_SETTINGS = {
 }
 
 
-def widget_notebooks() -> list[str]:
-    """Stems of the notebooks that have quick-mode parameters and build an ipywidgets view."""
+def widget_notebooks(notebooks: Path = NOTEBOOKS, params: Path = PARAMS) -> list[str]:
+    """Stems of the notebooks that have quick-mode parameters and use ipywidgets (04, 06 join when they do)."""
     stems = []
-    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+    for path in sorted(notebooks.glob("*.ipynb")):
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-        if (PARAMS / f"{path.stem}.json").exists() and "ipywidgets" in code:
+        if (params / f"{path.stem}.json").exists() and "ipywidgets" in code:
             stems.append(path.stem)
     return stems
 
@@ -101,10 +101,16 @@ class Lab:
     root: Path  # the server's root folder: the prepared notebook copies
     log: Path
 
-    def api(self, path: str) -> object:
-        req = urllib.request.Request(f"{self.url}/api/{path}", headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
+    def api(self, path: str, method: str = "GET") -> object:
+        req = urllib.request.Request(f"{self.url}/api/{path}", method=method, headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def close_sessions(self) -> None:
+        """Shut down every notebook's kernel (the next notebook gets the machine to itself)."""
+        for session in self.api("sessions"):
+            self.api(f"sessions/{session['id']}", method="DELETE")
 
     def open_url(self, stem: str) -> str:
         return f"{self.url}/lab/tree/{stem}.ipynb?token={self.token}&reset"

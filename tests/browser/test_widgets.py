@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,7 +66,7 @@ PROBE_JS = """(box) => {
 }"""
 
 
-def _changed_fraction(a: bytes, b: bytes) -> float:
+def changed_fraction(a: bytes, b: bytes) -> float:
     """Share of pixels that differ by more than 8 levels in any channel (white padding if sizes differ)."""
     x, y = (np.asarray(Image.open(io.BytesIO(p)).convert("RGB"), dtype=np.int16) for p in (a, b))
     h, w = max(x.shape[0], y.shape[0]), max(x.shape[1], y.shape[1])
@@ -219,13 +220,13 @@ def test_widgets_answer_in_jupyterlab(stem: str, lab: Lab, browser, artefacts: P
             first, (what, undo) = _measured_move(page, box, FIRST_MOVE_LIMIT_S, lambda: _move(box))
             box.screenshot(path=artefacts / f"view{i}_1_after_move.png")
             shot1 = area.screenshot(path=artefacts / f"view{i}_1_output.png")
-            changed = _changed_fraction(shot0, shot1)
+            changed = changed_fraction(shot0, shot1)
             assert changed > MIN_CHANGED_FRACTION, f"{path} view {i}, {what}: the image hardly changed ({changed:.2%} of pixels)"
             assert not WIDGET_ERRORS.search(area.inner_text()), f"{path} view {i}, {what}: {area.inner_text()[-1500:]}"
 
             back, undone = _measured_move(page, box, max(CACHED_MOVE_LIMIT_S, 10), undo)
             shot2 = area.screenshot(path=artefacts / f"view{i}_2_back.png")
-            restored = _changed_fraction(shot0, shot2)
+            restored = changed_fraction(shot0, shot2)
             report.append(f"  view {i}: {what}: image updated in {first:.2f} s ({changed:.0%} of pixels changed); "
                           f"{undone}: {back:.2f} s, {restored:.2%} of pixels differ from the first image")
             assert restored < MIN_CHANGED_FRACTION, f"{path} view {i}: moving back did not restore the first image ({restored:.2%} differ)"
@@ -235,3 +236,5 @@ def test_widgets_answer_in_jupyterlab(stem: str, lab: Lab, browser, artefacts: P
     finally:
         (artefacts / "browser-console.log").write_text("\n".join(console) + "\n", encoding="utf-8")
         context.close()
+        lab.close_sessions()
+        shutil.copy(lab.log, artefacts / "jupyter-server.log")

@@ -8,8 +8,9 @@ display. Then, for every ablation view (a box with controls and an Output), it m
 page the time from the control's event to the new image having loaded. The move to a new
 setting must update the image within ``FIRST_MOVE_LIMIT_S`` (a live re-run may train); the
 move back to the first setting is served from ``ablation_view``'s cache and must meet the
-collection's aim of < 2 s (``CACHED_MOVE_LIMIT_S``). Screenshots before and after each move,
-the executed notebook and the logs are written to the test's output folder.
+collection's aim of < 2 s (``CACHED_MOVE_LIMIT_S``); the browser console must log no widget
+error. Screenshots before and after each move, the measured latencies (``latency.txt``), the
+executed notebook and the logs are written to the test's output folder.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def _move(box) -> tuple[str, Callable[[], str]]:
             select.select_option(label=options[current])
             return f"back to {options[current]!r}"
 
-        return f"dropdown {label!r}: {options[current]!r} -> {target!r}", undo
+        return f"dropdown {label!r}: {options[current]!r} -> {target!r}".replace("\xa0", " "), undo
     handles = box.locator(".noUi-handle").all()
     values = [tuple(float(h.get_attribute(a)) for a in ("aria-valuenow", "aria-valuemin", "aria-valuemax")) for h in handles]
     at_end = [i for i, (now, low, high) in enumerate(values) if now in (low, high)]
@@ -233,6 +234,8 @@ def test_widgets_answer_in_jupyterlab(stem: str, lab: Lab, browser, artefacts: P
             assert back < CACHED_MOVE_LIMIT_S, f"{path} view {i}: moving back to a computed setting took {back:.2f} s (aim < {CACHED_MOVE_LIMIT_S} s)"
         print("\n".join(report))
         (artefacts / "latency.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
+        widget_errors = [m for m in console if m.startswith(("error", "pageerror")) and re.search(r"widget|model|comm", m, re.I)]
+        assert not widget_errors, f"{path}: the browser console logged widget errors:\n" + "\n".join(widget_errors[:5])
     finally:
         (artefacts / "browser-console.log").write_text("\n".join(console) + "\n", encoding="utf-8")
         context.close()

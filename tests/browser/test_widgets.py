@@ -39,7 +39,7 @@ pytestmark = pytest.mark.browser
 RUN_ALL_LIMIT_S = 900  # a hang guard: quick mode is ~90 s per notebook on 2 idle CPU cores
 FIRST_MOVE_LIMIT_S = 240  # a new setting may re-run a short optimisation (notebook 01)
 CACHED_MOVE_LIMIT_S = 2.0  # the collection's aim per move for a view that is already computed
-MIN_CHANGED_FRACTION = 0.01  # share of output-area pixels that must change for "the image changed"
+MIN_CHANGED_FRACTION = 0.001  # share of output-area pixels that must change (a new title alone: ~0.05%)
 WIDGET_ERRORS = re.compile(r"Error displaying widget|Error rendering|model not found|Failed to load model class|Traceback")
 
 # The ablation views built by stylecore.widgets.ablation_view: a VBox holding the controls and an Output.

@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from _memory import reset_peak_rss, vm_mib  # benchmarks/_memory.py (this folder is sys.path[0])
+
 
 def one_mode(args: argparse.Namespace) -> dict[str, float]:
     import torch
@@ -36,8 +38,8 @@ def one_mode(args: argparse.Namespace) -> dict[str, float]:
     loss_fn = ClipStylerLoss(clip, vgg, content, "oil painting of flowers", hp, batched=args.mode == "batched")
     opt = torch.optim.Adam(net.parameters(), lr=hp.lr)
     times = []
-    reset = _reset_peak_rss()  # CPU: measure the steps' peak, not the model construction's
-    before = _vm_mib("VmRSS:")
+    reset = reset_peak_rss()  # CPU: measure the steps' peak, not the model construction's
+    before = vm_mib("VmRSS:")
     for i in range(args.steps + 1):  # the first step warms up (allocator, kernels) and is not timed
         if dev.type == "cuda":
             torch.cuda.synchronize()
@@ -53,28 +55,14 @@ def one_mode(args: argparse.Namespace) -> dict[str, float]:
     if dev.type == "cuda":
         peak, what = torch.cuda.max_memory_allocated(dev) / 2**20, "CUDA max allocated"
     elif reset:
-        peak, what = _vm_mib("VmHWM:"), f"peak RSS during the steps; {before:.0f} MiB resident before them"
+        peak, what = vm_mib("VmHWM:"), f"peak RSS during the steps; {before:.0f} MiB resident before them"
     else:
         peak, what = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak RSS of the process (incl. model construction)"
     return {"seconds_per_step": sum(times) / len(times), "min_seconds": min(times), "peak_MiB": peak, "peak_is": what, "threads": torch.get_num_threads()}
 
 
-def _reset_peak_rss() -> bool:
-    """Linux: writing 5 to /proc/self/clear_refs resets VmHWM (peak RSS)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
-def _vm_mib(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

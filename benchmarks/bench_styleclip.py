@@ -20,22 +20,11 @@ import subprocess
 import sys
 import time
 
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+from _memory import reset_peak_rss, vm_mib  # benchmarks/_memory.py (this folder is sys.path[0])
 
 
-def _vm_mib(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+
+
 
 
 def one_config(args: argparse.Namespace) -> dict[str, float | str]:
@@ -59,7 +48,7 @@ def one_config(args: argparse.Namespace) -> dict[str, float | str]:
     w = w_s.clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=0.1)
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
-    reset = _reset_peak_rss()
+    reset = reset_peak_rss()
     step_times = []
     for i in range(args.steps + 1):  # the first step warms up and is not timed
         sync()
@@ -89,7 +78,7 @@ def one_config(args: argparse.Namespace) -> dict[str, float | str]:
     if dev.type == "cuda":
         peak, what = torch.cuda.max_memory_allocated(dev) / 2**20, "CUDA max allocated"
     else:
-        peak, what = (_vm_mib("VmHWM:"), "peak RSS during the timed work") if reset else (float("nan"), "unavailable")
+        peak, what = (vm_mib("VmHWM:"), "peak RSS during the timed work") if reset else (float("nan"), "unavailable")
     return {"seconds_per_opt_step": sum(step_times) / len(step_times), "seconds_per_global_edit": sum(edit_times) / len(edit_times),
             "peak_MiB": peak, "peak_is": what, "threads": torch.get_num_threads(), "size": g.size}
 

@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from _memory import reset_peak_rss, vm_mib  # benchmarks/_memory.py (this folder is sys.path[0])
+
 
 def one(args: argparse.Namespace) -> dict[str, object]:
     import torch
@@ -67,8 +69,8 @@ def one(args: argparse.Namespace) -> dict[str, object]:
             unet(z, 500, encoder_hidden_states=ctx).sample
 
     times = []
-    reset = _reset_peak_rss()
-    before = _vm_mib("VmRSS:")
+    reset = reset_peak_rss()
+    before = vm_mib("VmRSS:")
     with fcc_processors(unet, control) if args.mode != "train" else _nothing():
         for i in range(args.steps + 1):  # the first step warms up and is not timed
             if dev.type == "cuda":
@@ -82,7 +84,7 @@ def one(args: argparse.Namespace) -> dict[str, object]:
     if dev.type == "cuda":
         peak, what = torch.cuda.max_memory_allocated(dev) / 2**20, "CUDA max allocated"
     elif reset:
-        peak, what = _vm_mib("VmHWM:"), f"peak RSS during the steps; {before:.0f} MiB resident before them"
+        peak, what = vm_mib("VmHWM:"), f"peak RSS during the steps; {before:.0f} MiB resident before them"
     else:
         peak, what = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak RSS of the process"
     return {"size": args.size, "mode": args.mode, "image_size": args.image_size, "unet_params": n_params,
@@ -98,25 +100,8 @@ class _nothing:
         return None
 
 
-def _reset_peak_rss() -> bool:
-    """Linux: writing 5 to /proc/self/clear_refs resets VmHWM (peak RSS)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
-def _vm_mib(key: str, path: str = "/proc/self/status") -> float:
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def main() -> None:
@@ -137,7 +122,7 @@ def main() -> None:
     for size in args.sizes:
         image_size = args.image_size or (64 if size == "tiny" else 256)
         for mode in args.modes:
-            free = _vm_mib("MemAvailable:", "/proc/meminfo") / 1024
+            free = vm_mib("MemAvailable:", "/proc/meminfo") / 1024
             if size == "sd15" and mode == "train" and args.device == "cpu" and free < args.min_free_gib:
                 print(json.dumps({"size": size, "mode": mode, "skipped": f"{free:.1f} GiB available < --min-free-gib {args.min_free_gib}"}))
                 continue

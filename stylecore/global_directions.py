@@ -134,8 +134,17 @@ def channel_relevance(
 
 @torch.no_grad()
 def text_direction(guide: ClipGuide, target: str, neutral: str) -> torch.Tensor:
-    """Δt = normalise(E_T(target) − E_T(neutral)), each E_T ensembled over the 80 ImageNet templates (``MapTS.py GetDt``). (D,)"""
-    return F.normalize(text_embedding(guide, target) - text_embedding(guide, neutral), dim=-1)
+    """Δt = normalise(E_T(target) − E_T(neutral)), each E_T ensembled over the 80 ImageNet templates (``MapTS.py GetDt``). (D,)
+
+    ``GetDt`` normalises each template's embedding before averaging (CLIP's own ensembling), unlike
+    CLIPstyler's code; both choices live in :func:`stylecore.clip_guidance.text_embedding`.
+    """
+    import open_clip
+
+    templates = open_clip.OPENAI_IMAGENET_TEMPLATES
+    e_target = text_embedding(guide, target, templates, ensemble="normalised_mean")
+    e_neutral = text_embedding(guide, neutral, templates, ensemble="normalised_mean")
+    return F.normalize(e_target - e_neutral, dim=-1)
 
 
 def global_direction(relevance: torch.Tensor, delta_t: torch.Tensor, std_flat: torch.Tensor, beta: float) -> tuple[torch.Tensor, int]:

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from .conftest import quick_parameters
+
 STEM = "01_gatys_2016_neural_style"
 FIGURES = [
     "fig1_content_reconstructions", "fig1_style_reconstructions", "fig3_paintings", "fig3_losses", "fig4_ratio_layer_grid",
@@ -53,7 +55,7 @@ def test_ratio_grid_orders_content_loss(summary: dict) -> None:
 def test_weights_and_parameters_recorded(summary: dict) -> None:
     vgg = summary["weights"]["vgg19"]
     assert vgg["pretrained"] is False and "RANDOM" in vgg["label"] and vgg["seed"] == 0
-    assert summary["parameters"]["image_size"] == 128
+    assert summary["parameters"]["image_size"] == quick_parameters(STEM)["image_size"]
     assert summary["seconds_total"] > 0
 
 

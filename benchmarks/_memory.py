@@ -27,3 +27,17 @@ def vm_mib(key: str, path: str = "/proc/self/status") -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def peak_mib(device: "torch.device", reset: bool, before: float) -> tuple[float, str]:
+    """The timed steps' peak memory and what it measures: CUDA max allocated, else the peak RSS since
+    :func:`reset_peak_rss` (``reset``), else the whole process's peak RSS (model construction included)."""
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "CUDA max allocated"
+    if reset:
+        return vm_mib("VmHWM:"), f"peak RSS during the steps; {before:.0f} MiB resident before them"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak RSS of the process (incl. model construction)"

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 
-from _memory import reset_peak_rss, vm_mib  # benchmarks/_memory.py (this folder is sys.path[0])
+from _memory import peak_mib, reset_peak_rss, vm_mib  # benchmarks/_memory.py (this folder is sys.path[0])
 
 
 def one(args: argparse.Namespace) -> dict[str, object]:
@@ -81,12 +80,7 @@ def one(args: argparse.Namespace) -> dict[str, object]:
                 torch.cuda.synchronize()
             if i:
                 times.append(time.perf_counter() - t0)
-    if dev.type == "cuda":
-        peak, what = torch.cuda.max_memory_allocated(dev) / 2**20, "CUDA max allocated"
-    elif reset:
-        peak, what = vm_mib("VmHWM:"), f"peak RSS during the steps; {before:.0f} MiB resident before them"
-    else:
-        peak, what = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak RSS of the process"
+    peak, what = peak_mib(dev, reset, before)
     return {"size": args.size, "mode": args.mode, "image_size": args.image_size, "unet_params": n_params,
             "seconds_per_step": sum(times) / len(times), "min_seconds": min(times), "peak_MiB": round(peak), "peak_is": what,
             "threads": torch.get_num_threads(), "device": str(dev)}

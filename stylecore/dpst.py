@@ -38,7 +38,7 @@ class DPSTHyperParams:
     iterations: int  # L-BFGS iterations per stage
     pooling: str = "max"
     label_weighting: str = "area"  # per-label weights of L_s+: "area" (authors' code) | "equal" (Eq. 3)
-    vgg_variant: str = "caffe"  # key of stylecore.vgg.VGG19_VARIANTS the weights above were meant for
+    vgg_variant: str = "caffe_x256"  # key of stylecore.vgg.VGG19_VARIANTS the weights above were meant for
     source: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> "DPSTHyperParams":
@@ -67,7 +67,8 @@ PAPER = DPSTHyperParams(
         "label_weighting": "Eq. 3 prints no per-label weight ('equal'); the default 'area' is the authors' code "
         "(deepmatting_seg.lua, StyleLossWithSeg: loss_j * l_content_mean)",
 
-        "vgg_variant": "Sec. 4: VGG-19 (the released Caffe model), as the authors' code loads it; input BGR on 0–255 minus the mean pixel",
+        "vgg_variant": "Sec. 4: VGG-19 (the released Caffe model), as the authors' code loads it; input BGR ×256 minus the mean pixel "
+        "(deepmatting_seg.lua preprocess)",
     },
 )
 
@@ -89,7 +90,7 @@ AUTHORS_CODE = PAPER.with_(
         "label_weighting": "deepmatting_seg.lua and neuralstyle_seg.lua, StyleLossWithSeg: loss_j * l_content_mean "
         "(area fraction of the label's content mask at the layer)",
         "vgg_variant": "deepmatting_seg.lua: loadcaffe VGG_ILSVRC_19_layers.caffemodel; preprocess: RGB→BGR, ×256, minus the mean "
-        "pixel (×255 here, as the PyTorch conversion expects: 0.4 % smaller activations)",
+        "pixel (variant caffe_x256: the converted Caffe VGG19 with this ×256 input, not the conversion's own ×255)",
         "normalisation": "Notes: the Lua code normalises losses as neural-style does (MSE means, Gram/(C·H·W)); "
         "here the weights multiply this module's Eq. 1/Eq. 3 terms, so the balance differs",
     },

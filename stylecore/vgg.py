@@ -9,7 +9,8 @@ Three sets of VGG19 weights, each with the input its training used (``VGG19_VARI
 - ``"torchvision"``: torchvision's ImageNet VGG19; RGB in [0, 1], ImageNet mean/std normalised.
 - ``"caffe"``: the original Caffe VGG19 of Simonyan & Zisserman as converted to PyTorch by
   jcjohnson/pytorch-vgg (the file neural-style ports and pystiche load); BGR in 0–255 minus
-  the ImageNet mean pixel. Luan et al. 2017 and Dumoulin et al. 2017 used this input scale.
+  the ImageNet mean pixel. Luan et al. 2017 and Dumoulin et al. 2017 used this input scale;
+  ``"caffe_x256"`` is the same network with the torch7 ports' ×256 (Luan et al.'s code).
 - ``"gatys_normalized"``: the normalised VGG19 of Gatys et al. (``vgg_conv.pth`` of
   leongatys/PytorchNeuralStyleTransfer), Caffe input.
 
@@ -55,7 +56,7 @@ __all__ = [
     "vgg19_features",
 ]
 
-Preprocessing = Literal["imagenet", "caffe"]
+Preprocessing = Literal["imagenet", "caffe", "caffe_x256"]
 
 
 def _layer_names() -> list[str]:
@@ -86,13 +87,17 @@ def imagenet_normalize(image: torch.Tensor) -> torch.Tensor:
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
-def caffe_preprocess(image: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) RGB in [0, 1] -> BGR on 0–255 minus the mean pixel, as Caffe VGG models expect."""
+def caffe_preprocess(image: torch.Tensor, scale: float = 255.0) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] -> BGR on 0–255 minus the mean pixel, as Caffe VGG models expect.
+
+    ``scale=256``: neural-style's ``preprocess`` (``img:mul(256.0)``), which Luan et al.'s
+    ``deepmatting_seg.lua`` copies; activations are then ≈ 0.4 % larger than with 255.
+    """
     mean = image.new_tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1)
-    return image.flip(1) * 255.0 - mean
+    return image.flip(1) * scale - mean
 
 
-_PREPROCESS = {"imagenet": imagenet_normalize, "caffe": caffe_preprocess}
+_PREPROCESS = {"imagenet": imagenet_normalize, "caffe": caffe_preprocess, "caffe_x256": lambda image: caffe_preprocess(image, 256.0)}
 
 
 def _gatys_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -123,17 +128,25 @@ def vgg19_checkpoint() -> Checkpoint:
     return Checkpoint(name="VGG19 ImageNet (torchvision IMAGENET1K_V1)", url=w.url, env_var="STYLECORE_VGG19_WEIGHTS", license="BSD-3 (torchvision); weights: ImageNet terms")
 
 
+_CAFFE_VGG19 = Checkpoint(
+    name="VGG19 Caffe (Simonyan & Zisserman 2014, converted by jcjohnson/pytorch-vgg)",
+    url="https://s3-us-west-2.amazonaws.com/jcjohns-models/vgg19-d01eb7cb.pth",
+    env_var="STYLECORE_VGG19_CAFFE_WEIGHTS",
+    license="CC BY 4.0 (VGG, Oxford)",
+)
+
 VGG19_VARIANTS: dict[str, VGGVariant] = {
     "torchvision": VGGVariant(vgg19_checkpoint(), "imagenet", "torchvision.models.VGG19_Weights.IMAGENET1K_V1 (retrained in PyTorch)"),
     "caffe": VGGVariant(
-        Checkpoint(
-            name="VGG19 Caffe (Simonyan & Zisserman 2014, converted by jcjohnson/pytorch-vgg)",
-            url="https://s3-us-west-2.amazonaws.com/jcjohns-models/vgg19-d01eb7cb.pth",
-            env_var="STYLECORE_VGG19_CAFFE_WEIGHTS",
-            license="CC BY 4.0 (VGG, Oxford)",
-        ),
+        _CAFFE_VGG19,
         "caffe",
         "jcjohnson/pytorch-vgg README: VGG_ILSVRC_19_layers.caffemodel in torchvision's key layout; BGR 0–255 minus the mean pixel",
+    ),
+    "caffe_x256": VGGVariant(
+        _CAFFE_VGG19,
+        "caffe_x256",
+        "the same Caffe VGG19 with the torch7 ports' input: jcjohnson/neural-style and Luan et al.'s deepmatting_seg.lua "
+        "preprocess() multiply by 256, not 255, before subtracting the mean pixel",
     ),
     "gatys_normalized": VGGVariant(
         Checkpoint(
@@ -337,15 +350,47 @@ def _cached_means(vgg: nn.Module, info: WeightsInfo, variant: str, pooling: str,
     return means
 
 
-def _vgg19_body() -> nn.Module:
-    """VGG19's convolutional part only, in torchvision's key layout (``features.<i>.*``)."""
+#: Sizes of the tensors torchvision's VGG19 classifier draws at construction (three Linear
+#: layers, weight then bias; default init ``uniform_``), before its convolutions are initialised.
+_CLASSIFIER_DRAWS = (25088 * 4096, 4096, 4096 * 4096, 4096, 4096 * 1000, 1000)
+
+
+def _skip_classifier_draws(chunk: int = 1 << 20) -> None:
+    """Consume the random numbers torchvision's classifier construction would, without building it.
+
+    The CPU generator draws one number per element of ``uniform_`` whatever the tensor's size,
+    so filling a 4 MB buffer repeatedly advances it exactly as the 400 MB classifier would
+    (``tests/test_vgg.py`` checks bit-equality with ``torchvision.models.vgg19``).
+    """
+    buf = torch.empty(chunk)
+    for n in _CLASSIFIER_DRAWS:
+        while n > 0:
+            k = min(n, chunk)
+            buf[:k].uniform_()
+            n -= k
+
+
+def _vgg19_body(like_torchvision: bool = False) -> nn.Module:
+    """VGG19's convolutional part only, in torchvision's key layout (``features.<i>.*``).
+
+    ``like_torchvision=True``: for a given seed, the random weights equal those of
+    ``torchvision.models.vgg19(weights=None).features`` bit for bit, without building its
+    102 M-parameter classifier (≈ 0.7 s and 400 MB saved per model).
+    """
     body = nn.Module()
     body.features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["E"])
+    if like_torchvision:
+        _skip_classifier_draws()
     for m in body.features.modules():
         if isinstance(m, nn.Conv2d):  # torchvision's VGG initialisation
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(m.bias)
     return body
+
+
+def _features_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A whole-VGG19 state dict (torchvision layout) -> its ``features.*`` entries; the classifier is not used."""
+    return {k: v for k, v in state.items() if not k.startswith("classifier.")}
 
 
 def vgg19_features(
@@ -380,7 +425,7 @@ def vgg19_features(
     if spec.features_only:
         build, adapt = _vgg19_body, _gatys_keys
     else:
-        build, adapt = (lambda: torchvision.models.vgg19(weights=None)), None
+        build, adapt = (lambda: _vgg19_body(like_torchvision=True)), _features_keys
     ckpt = vgg19_checkpoint() if variant == "torchvision" else spec.checkpoint  # read at call time (tests replace it)
     vgg, info = build_with_weights(build, ckpt, weights, local_file, local_sha256, seed, adapt=adapt)
     means = None

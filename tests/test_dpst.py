@@ -38,7 +38,7 @@ def test_presets_record_sources():
     for hp in (PAPER, AUTHORS_CODE):
         assert {"lam", "gamma", "content_layers", "style_layers", "vgg_variant"} <= set(hp.source)
         # Γ and λ were tuned on the Caffe VGG19 with 0–255 BGR input: the preset must name that network
-        assert hp.vgg_variant == "caffe" and VGG19_VARIANTS[hp.vgg_variant].preprocessing == "caffe"
+        assert hp.vgg_variant == "caffe_x256" and VGG19_VARIANTS[hp.vgg_variant].preprocessing == "caffe_x256"
 
 
 def test_total_loss_is_eq4_written_out(vgg, pair):

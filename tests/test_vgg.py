@@ -87,3 +87,27 @@ def test_image_too_small_for_deepest_layer(tv_vgg: torchvision.models.VGG) -> No
         ex(torch.rand(1, 3, 2, 512))
     assert ex(torch.rand(1, 3, 16, 16))["relu5_1"].shape[-2:] == (1, 1)
     assert VGGFeatures(tv_vgg, ["relu1_1"])(torch.rand(1, 3, 1, 5))["relu1_1"].shape[-2:] == (1, 5)
+
+
+def test_random_weights_equal_torchvision_without_its_classifier() -> None:
+    """The features-only build draws the same random numbers as torchvision's whole VGG19."""
+    torch.manual_seed(3)
+    reference = torchvision.models.vgg19(weights=None).features
+    ex = vgg19_features(["relu5_4"], weights="random", seed=3)
+    ours = dict(ex.body.named_parameters())
+    theirs = {f"{i}.{k}": v for i, m in enumerate(reference) for k, v in m.named_parameters()}
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert sum(p.numel() for p in ex.parameters()) == sum(p.numel() for p in reference.parameters())  # 20 M, not 143 M
+
+
+def test_whole_vgg19_file_loads_and_a_foreign_key_is_refused(tmp_path) -> None:
+    from stylecore.weights import WeightsUnavailableError
+
+    torch.manual_seed(5)
+    state = torchvision.models.vgg19(weights=None).state_dict()  # features.* and classifier.*, as torchvision publishes it
+    torch.save(state, tmp_path / "vgg19.pth")
+    ex = vgg19_features(["relu1_1"], weights="pretrained", local_file=tmp_path / "vgg19.pth")
+    assert torch.equal(ex.body[0].weight, state["features.0.weight"])
+    torch.save({**state, "head.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(WeightsUnavailableError, match="does not fit"):
+        vgg19_features(["relu1_1"], weights="pretrained", local_file=tmp_path / "bad.pth")

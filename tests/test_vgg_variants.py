@@ -145,3 +145,20 @@ def test_normalize_flag_uses_cache_and_labels(monkeypatch, images) -> None:
 def test_unknown_variant() -> None:
     with pytest.raises(ValueError, match="variant must be one of"):
         V.vgg19_features(["relu1_1"], weights="random", variant="vgg16")
+
+
+def test_caffe_x256_is_the_torch7_ports_input_on_the_same_file(net, tmp_path) -> None:
+    """Luan et al.'s deepmatting_seg.lua multiplies by 256: same weights as ``caffe``, input 256/255 larger before the mean."""
+    x = torch.rand(1, 3, 4, 5)
+    got = V.caffe_preprocess(x, 256.0)
+    for c_out, c_in, mean in ((0, 2, 103.939), (1, 1, 116.779), (2, 0, 123.68)):
+        assert torch.allclose(got[0, c_out], x[0, c_in] * 256 - mean)
+    path = tmp_path / "vgg19-d01eb7cb.pth"
+    torch.save(net.state_dict(), path)
+    a = V.vgg19_features(["relu1_1"], "max", weights="pretrained", local_file=path, variant="caffe")
+    b = V.vgg19_features(["relu1_1"], "max", weights="pretrained", local_file=path, variant="caffe_x256")
+    assert V.VGG19_VARIANTS["caffe_x256"].checkpoint == V.VGG19_VARIANTS["caffe"].checkpoint and b.preprocessing == "caffe_x256"
+    with torch.no_grad():
+        want = torch.relu(net.features[0](V.caffe_preprocess(x, 256.0)))
+        assert torch.allclose(b(x)["relu1_1"], want, rtol=1e-5, atol=1e-4)
+        assert not torch.allclose(a(x)["relu1_1"], want, rtol=1e-3, atol=1e-3)

@@ -1,0 +1,75 @@
+"""Wall time of each notebook at its committed defaults (or in quick mode), executed headless.
+
+    PYTHONPATH=. python benchmarks/bench_notebooks.py [STEM ...] [--quick] [--out build/notebook_times]
+
+Runs every notebook (or the stems given) with papermill at the parameters committed in its
+``parameters`` cell — only ``output_dir`` and ``interactive=False`` are set — in a fresh cache
+folder, offline (random weights, as on this machine), with the sample images of
+``$STYLECORE_DATA_DIR`` (``../shared/data`` when it exists). ``--quick`` adds the quick-mode
+parameter file of the tests. Prints and writes ``times.md``: wall seconds per notebook, with the machine's
+load average before and after (on a loaded machine the wall time over-estimates an idle one's).
+
+The collection's promise (CONTRIBUTING.md) is that committed defaults finish in ≤ 10 minutes
+on a 2-core CPU; this is the script that checks it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import papermill as pm
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+PARAMS = ROOT / "tests" / "notebooks" / "params"
+BUDGET_S = 600.0
+
+
+def run_one(stem: str, quick: bool, out: Path) -> float:
+    """Execute ``notebooks/<stem>.ipynb`` in a fresh cache folder; returns wall seconds."""
+    params = json.loads((PARAMS / f"{stem}.json").read_text()) if quick else {}
+    params.update(output_dir=str(out / stem), interactive=False)
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="stylecore-bench-") as cache:
+        os.environ.update(STYLECORE_CACHE=cache, TORCH_HOME=str(Path(cache) / "torch"), STYLECORE_OFFLINE="1")
+        for var in ("STYLECORE_WEIGHTS", "STYLECORE_VGG19_WEIGHTS", "STYLECORE_CLIP_WEIGHTS"):
+            os.environ.pop(var, None)
+        try:
+            t = time.perf_counter()
+            pm.execute_notebook(str(NOTEBOOKS / f"{stem}.ipynb"), str(out / f"{stem}.ipynb"), parameters=params,
+                                kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False)
+            return time.perf_counter() - t
+        finally:
+            os.environ.clear()
+            os.environ.update(env)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("stems", nargs="*", help="notebook stems (default: all)")
+    ap.add_argument("--quick", action="store_true", help="quick-mode parameters of the tests instead of the defaults")
+    ap.add_argument("--out", type=Path, default=ROOT / "build" / "notebook_times")
+    args = ap.parse_args()
+    stems = args.stems or sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+    if not os.environ.get("STYLECORE_DATA_DIR") and (ROOT.parent / "shared" / "data").is_dir():
+        os.environ["STYLECORE_DATA_DIR"] = str(ROOT.parent / "shared" / "data")
+    args.out.mkdir(parents=True, exist_ok=True)
+    mode = "quick mode" if args.quick else "committed defaults"
+    rows = [f"| notebook ({mode}, {os.cpu_count()} CPUs) | wall s | load before | load after | ≤ {BUDGET_S:.0f} s |", "|---|---|---|---|---|"]
+    for stem in stems:
+        load0 = os.getloadavg()[0]
+        seconds = run_one(stem, args.quick, args.out)
+        load1 = os.getloadavg()[0]
+        rows.append(f"| {stem} | {seconds:.0f} | {load0:.1f} | {load1:.1f} | {'yes' if seconds <= BUDGET_S else '**no**'} |")
+        print(rows[-1], flush=True)
+    (args.out / "times.md").write_text("\n".join(rows) + "\n")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

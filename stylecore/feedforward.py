@@ -4,7 +4,9 @@ Losses (Johnson et al. 2016; Dumoulin et al. 2017, Sec. 2 and appendix), with F^
 responses and G the Gram matrix normalised by H_l·W_l (``losses.gram_matrix(normalize=True)``):
 
     L_c = λ_c Σ_{l ∈ C} mean((F^l(T(x, s)) − F^l(x))²)
-    L_s = λ_s Σ_{l ∈ S} mean((G(F^l(T(x, s))) − G(F^l(a_s)))²)
+    L_s = λ_s Σ_{l ∈ S} w_l mean((G(F^l(T(x, s))) − G(F^l(a_s)))²)
+
+(w_l = 1 unless the weights were carried over to another loss network, :func:`carry_over`).
 
 Training: Adam (lr 1e-3), random crops + horizontal flips of the content photos, one style
 per batch drawn uniformly. Every ``checkpoint_every`` steps the model, the optimiser, the
@@ -26,7 +28,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -42,8 +44,10 @@ from .weights import WeightsUnavailableError, load_state_dict_file
 
 __all__ = [
     "PAPER_TRAINING",
+    "PAPER_LOSS_NETWORK",
     "TrainConfig",
     "TrainResult",
+    "carry_over",
     "evaluate_losses",
     "evaluation_batches",
     "perceptual_losses",
@@ -58,7 +62,7 @@ __all__ = [
 #: VGG19 layers at the same depth are the ends of blocks 1–4.
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4")
 #: Bump when the training code changes what a run produces: old cached networks are then ignored.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CONTENT_LAYERS = ("relu3_4",)
 
 
@@ -71,9 +75,10 @@ class TrainConfig:
     crop_size: int = 256  # appendix: 256×256 training crops
     lr: float = 1e-3  # appendix: Adam, learning rate 1e-3
     content_weight: float = 1.0  # λ_c
-    style_weight: float = 0.3  # λ_s: Magenta's 1e-4 on 0–255 VGG inputs rescaled to ours (estimate, see source)
+    style_weight: float = 1e-4  # λ_s per layer, on a VGG fed 0–255 input (Magenta; see PAPER_TRAINING.source)
     content_layers: tuple[str, ...] = CONTENT_LAYERS
     style_layers: tuple[str, ...] = STYLE_LAYERS
+    style_layer_weights: tuple[float, ...] = ()  # w_l per style layer (empty: all 1); set by carry_over
     trainable: Literal["all", "cin"] = "all"  # "cin": only γ, β learn (Sec. 4, new styles)
     styles_trained: tuple[int, ...] | None = None  # indices drawn per batch; None = all styles
     seed: int = 0
@@ -89,6 +94,34 @@ class TrainConfig:
             raise ValueError(f"crop_size must be a multiple of 4, got {self.crop_size}")
         if self.trainable not in ("all", "cin"):
             raise ValueError(f"trainable must be 'all' or 'cin', got {self.trainable!r}")
+        if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
+            raise ValueError(f"style_layer_weights needs one weight per style layer {self.style_layers}, got {self.style_layer_weights}")
+
+    @property
+    def layer_weights(self) -> dict[str, float]:
+        """{style layer: w_l}."""
+        return dict(zip(self.style_layers, self.style_layer_weights or (1.0,) * len(self.style_layers)))
+
+
+#: The loss network Magenta's weights were tuned on: VGG fed 255·x minus the mean pixel. The
+#: nearest VGG19 of ``stylecore.vgg.VGG19_VARIANTS`` at that input scale is ``"caffe"``.
+PAPER_LOSS_NETWORK = "caffe"
+
+
+def carry_over(config: TrainConfig, scales: dict[str, float]) -> TrainConfig:
+    """``config``'s weights for a loss network whose activations are ``scales[l]`` times larger.
+
+    The content term is quadratic and the Gram term quartic in the activations (both are mean
+    squared errors), so the same balance needs λ_c / r_c² and λ_s w_l / r_l⁴. The result is
+    rescaled so that λ_c is unchanged (Adam's steps do not depend on the overall scale):
+    w_l ← w_l · r_c² / r_l⁴. ``scales`` come from :func:`stylecore.vgg.feature_scales`
+    (measured, not guessed); one content layer is assumed, as in the paper.
+    """
+    if len(config.content_layers) != 1:
+        raise ValueError(f"carry_over assumes one content layer, got {config.content_layers}")
+    r_c = scales[config.content_layers[0]]
+    weights = tuple(w * r_c**2 / scales[l] ** 4 for l, w in config.layer_weights.items())
+    return replace(config, style_layer_weights=weights)
 
 
 PAPER_TRAINING = TrainConfig(
@@ -100,9 +133,9 @@ PAPER_TRAINING = TrainConfig(
         "layers": "Magenta: content vgg_16/conv3, style vgg_16/conv1…conv4 (block outputs after ReLU, i.e. relu1_2, relu2_2, "
         "relu3_3, relu4_3 of VGG-16), mapped to the VGG19 block ends relu1_2, relu2_2, relu3_4, relu4_4",
         "weights": "Magenta image_stylization_train.py: content 1.0, style 1e-4 per layer, on a VGG-16 fed 255·x − RGB mean "
-        "(vgg.py). Our VGG19 sees (x − mean)/std, so first-layer activations are ≈ 255·0.226 ≈ 58× smaller; the Gram MSE "
-        "shrinks ≈ 58⁴ and the content MSE ≈ 58²: λ_s ≈ 1e-4·58² ≈ 0.3 for λ_c = 1 (an estimate: biases and the other "
-        "network's weights make it inexact; not checked against pretrained weights offline)",
+        "(vgg.py), i.e. the 0–255 scale of PAPER_LOSS_NETWORK. On another network (torchvision's (x − mean)/std input: "
+        "activations ≈ 58× smaller) the per-layer weights are carried over with carry_over() from measured activation "
+        "ratios (notebook 03 prints them); Magenta's style weight on its VGG-16 is 1e-4 per layer, the same here",
         "style per batch": "Magenta draws a style label per image of the batch; here one style per batch",
     },
 )
@@ -150,7 +183,7 @@ def perceptual_losses(extractor: VGGFeatures, output: torch.Tensor, content: tor
     with torch.no_grad():
         targets = extractor(content)
     l_c = sum(F.mse_loss(feats[k], targets[k]) for k in config.content_layers)
-    l_s = sum(F.mse_loss(gram_matrix(feats[k], normalize=True), style_grams[k].expand(output.shape[0], -1, -1)) for k in config.style_layers)
+    l_s = sum(w * F.mse_loss(gram_matrix(feats[k], normalize=True), style_grams[k].expand(output.shape[0], -1, -1)) for k, w in config.layer_weights.items())
     return {"content": config.content_weight * l_c, "style": config.style_weight * l_s}
 
 
@@ -219,7 +252,8 @@ def training_key(model: StyleTransferNetwork, config: TrainConfig, contents: Seq
     """16 hex digits identifying a run: initial weights, config, images, VGG weights."""
     cfg = {k: v for k, v in asdict(config).items() if k not in ("source", "checkpoint_every")}
     info = extractor.weights_info.to_dict() if extractor.weights_info else None
-    return _digest(CACHE_VERSION, model.config, cfg, info, list(extractor.layers), *model.state_dict().values(), *contents, *styles)
+    net = [list(extractor.layers), extractor.preprocessing, extractor.pooling]
+    return _digest(CACHE_VERSION, model.config, cfg, info, net, *model.state_dict().values(), *contents, *styles)
 
 
 def _save(obj: dict, path: Path) -> None:

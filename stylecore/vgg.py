@@ -405,13 +405,16 @@ def vgg19_features(
     normalize: bool = False,
     calibration_size: int = 256,
     data_dir: str | os.PathLike[str] | None = None,
+    preprocessing: Preprocessing | None = None,
 ) -> VGGFeatures:
     """Frozen VGG19 feature extractor for ``layers`` under the weights policy ``weights``.
 
     ``variant``: a key of :data:`VGG19_VARIANTS` (weights and their input preprocessing).
     ``normalize=True``: Gatys et al.'s normalisation (Sec. 2), computed on the collection's
     sample images at ``calibration_size`` px with this extractor's pooling and cached by
-    weights hash (``$STYLECORE_CACHE/vgg_normalization``). ``truncate=False`` keeps all 37
+    weights hash (``$STYLECORE_CACHE/vgg_normalization``). ``preprocessing`` overrides the
+    variant's input convention (the same weights fed another input scale, e.g. to measure
+    what an input scale does to the loss terms). ``truncate=False`` keeps all 37
     modules (only useful to measure what truncation saves). The returned module's
     ``weights_info.label`` says which weights were used.
 
@@ -434,7 +437,7 @@ def vgg19_features(
         normalize_vgg_(vgg, means)
         info = WeightsInfo(f"{info.name}, normalised to mean activation 1", info.source, info.sha256, info.seed, info.location)
     layers = tuple(layers)
-    extractor = VGGFeatures(vgg, layers if truncate else (*layers, "pool5"), pooling, info, spec.preprocessing)
+    extractor = VGGFeatures(vgg, layers if truncate else (*layers, "pool5"), pooling, info, preprocessing or spec.preprocessing)
     extractor.variant = variant
     extractor.channel_means = means
     if not truncate:

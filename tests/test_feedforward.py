@@ -8,6 +8,7 @@ import torch
 from stylecore.cin import StyleTransferNetwork
 from stylecore.feedforward import (
     TrainConfig,
+    carry_over,
     evaluate_losses,
     evaluation_batches,
     load_style_network,
@@ -161,6 +162,11 @@ def test_cache_reuses_finished_run_and_key_tracks_parameters(extractor, tmp_path
     assert other.key != first.key and not other.from_cache
     loaded = load_style_network(tmp_path / first.key / "final.pt", _net(seed=5))
     assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), loaded.state_dict().values()))
+    # the same random weights at another input scale are another loss: another key
+    caffe = vgg19_features(LAYERS, weights="random", seed=0, variant="caffe")
+    assert torch.equal(caffe.body[0].weight, extractor.body[0].weight)
+    at_caffe_scale = train_style_network(_net(), _cfg(steps=3), contents, styles, caffe, tmp_path, progress=False)
+    assert at_caffe_scale.key != first.key and not at_caffe_scale.from_cache
 
 
 def test_cin_only_training_changes_only_gamma_beta(extractor, tmp_path) -> None:
@@ -190,3 +196,34 @@ def test_clear_errors(extractor, tmp_path) -> None:
     torch.save({"x": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(WeightsUnavailableError, match="does not fit"):
         load_style_network(tmp_path / "other.pt", _net())
+
+
+class _Scaled(torch.nn.Module):
+    """An extractor whose every layer is ``scales[l]`` times another's: the case carry_over is exact for."""
+
+    def __init__(self, base, scales: dict[str, float]) -> None:
+        super().__init__()
+        self.base, self.scales, self.layers = base, scales, base.layers
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: self.scales[k] * v for k, v in self.base(x).items()}
+
+
+def test_carried_over_weights_keep_the_balance_of_the_losses() -> None:
+    """On a network with activations r_l × larger, the carried weights give r_c² × the original terms, both of them."""
+    cfg = _cfg(content_layers=("relu2_2",), style_weight=1e-4)
+    scales = {"relu1_2": 1 / 58.0, "relu2_2": 1 / 40.0}
+    carried = carry_over(cfg, scales)
+    assert carried.style_layer_weights == pytest.approx((40.0**-2 * 58.0**4, 40.0**-2 * 40.0**4))
+    out, content, style = torch.rand(2, 3, 16, 16, dtype=torch.float64), torch.rand(2, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    extractor64 = vgg19_features(LAYERS, weights="random", seed=0).double()
+    big64 = _Scaled(extractor64, scales)
+    before = perceptual_losses(extractor64, out, content.double(), style_grams(extractor64, style.double(), LAYERS), cfg)
+    after = perceptual_losses(big64, out, content.double(), style_grams(big64, style.double(), LAYERS), carried)
+    r2 = scales["relu2_2"] ** 2
+    for term in ("content", "style"):
+        torch.testing.assert_close(after[term], r2 * before[term], rtol=1e-9, atol=0)
+    naive = perceptual_losses(big64, out, content.double(), style_grams(big64, style.double(), LAYERS), cfg)
+    assert float(naive["style"] / naive["content"]) < 1e-3 * float(after["style"] / after["content"])  # without it the balance is lost
+    with pytest.raises(ValueError, match="one weight per style layer"):
+        _cfg(style_layer_weights=(1.0,))

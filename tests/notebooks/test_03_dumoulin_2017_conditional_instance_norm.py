@@ -51,6 +51,20 @@ def test_figures_written_and_listed(summary) -> None:
         assert f"{name}.png" in s["files"]
 
 
+def test_loss_weights_are_carried_over_from_measured_scales(summary) -> None:
+    """Magenta's λ_s = 1e-4 (0–255 input) reaches torchvision's input through w_l = r_c²/r_l⁴ of measured ratios."""
+    out, s = summary
+    lw = s["experiments"]["loss_weights"]
+    r, w = lw["scales"], lw["style_layer_weights"]
+    assert lw["magenta_style_weight"] == 1e-4 and lw["reference_input"] == "caffe"
+    for layer, weight in w.items():
+        assert weight == pytest.approx(r["relu3_4"] ** 2 / r[layer] ** 4, rel=1e-9), layer
+    # random weights, zero biases: the first layer sees the input-scale ratio 1/(255·σ) ≈ 1/58 (σ ≈ 0.225)
+    assert 1 / 70 < r["relu1_2"] < 1 / 45
+    assert lw["style_weight"] == json.loads((Path(__file__).parent / "params" / f"{STEM}.json").read_text())["style_weight"]
+    assert "300× Magenta" in (Path(__file__).parents[2] / "notebooks" / f"{STEM}.ipynb").read_text()  # the quick value is said
+
+
 def test_weights_recorded_and_labelled(summary) -> None:
     _, s = summary
     vgg = s["weights"]["vgg19_loss_network"]

@@ -79,6 +79,26 @@ def test_run_key_depends_on_notebook_parameters_and_version_only() -> None:
     assert key not in others and len(others) == 4
 
 
+def test_default_version_tracks_the_library_sources(tmp_path) -> None:
+    """``stylecore.code_version``: the same version number with edited sources is another version (and run key)."""
+    import stylecore
+
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    (pkg / "notes.txt").write_text("not code")
+    v1 = stylecore.code_version(pkg)
+    (pkg / "notes.txt").write_text("edited, still not code")
+    assert stylecore.code_version(pkg) == v1 and v1.startswith(stylecore.__version__ + "+")
+    (pkg / "sub" / "b.py").write_text("y = 3\n")
+    v2 = stylecore.code_version(pkg)
+    assert v2 != v1
+    nb = FIXTURE.read_bytes()
+    assert run_key(nb, {"x": 1.0}, v1) != run_key(nb, {"x": 1.0}, v2)
+    assert run_key(nb, {"x": 1.0}) == run_key(nb, {"x": 1.0}, stylecore.code_version())
+
+
 @pytest.mark.parametrize("text, message", [
     ("axes: {x: [1.0], alpha_bta: [1]}", "'alpha_bta' is not in sweep_fixture.ipynb's parameters cell; known: x, y, sleep_unit"),
     ("axes: {x: 1.0}", "axis 'x' must be a non-empty list"),

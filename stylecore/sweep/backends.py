@@ -65,7 +65,7 @@ def _failed_folder(out_dir: Path, run: Run, spec: dict[str, Any], error: dict[st
     work = out_dir / ".tmp" / f"{run.key}-{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
     record = {"key": run.key, "label": run.label, "parameters": run.parameters, "notebook": spec["notebook_name"],
-              "stylecore_version": stylecore.__version__, "status": "failed", "error": error, "seconds": None}
+              "stylecore_version": stylecore.code_version(), "status": "failed", "error": error, "seconds": None}
     write_json_atomic(work / "run.json", record)
     commit_run(work, out_dir / "runs" / run.key, out_dir / ".tmp")
     return record
@@ -194,7 +194,7 @@ def run_sweep(notebook: str | os.PathLike[str], grid: GridSpec | str | os.PathLi
         snapshot.write_bytes(nb_bytes)
         write_json_atomic(out_dir / "sweep.json", {
             "notebook": str(notebook.resolve()), "notebook_name": notebook.name, "notebook_sha256": hashlib.sha256(nb_bytes).hexdigest(),
-            "stylecore_version": stylecore.__version__, "axes": spec_grid.axes, "fixed": spec_grid.parameters,
+            "stylecore_version": stylecore.code_version(), "axes": spec_grid.axes, "fixed": spec_grid.parameters,
             "rows": spec_grid.rows, "cols": spec_grid.cols,
             "runs": [{"key": r.key, "label": r.label, "parameters": r.parameters} for r in runs]})
         result.skipped = [r.key for r in runs if result.states[r.key] == "ok"]

@@ -77,7 +77,7 @@ def execute_run(spec: dict[str, Any], notebook: Path, work_dir: Path) -> dict[st
     work_dir.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "key": spec["key"], "label": spec["label"], "parameters": spec["parameters"], "notebook": spec["notebook_name"],
-        "stylecore_version": stylecore.__version__, "host": platform.node(), "pid": os.getpid(),
+        "stylecore_version": stylecore.code_version(), "host": platform.node(), "pid": os.getpid(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running",
     }
     executed = work_dir / "notebook.ipynb"

@@ -8,7 +8,8 @@ Layout of a sweep's output folder ``OUT``::
     OUT/.tmp/                   runs in flight (deleted at the start of the next invocation)
     OUT/results.csv, OUT/index.html, OUT/contact_sheets/*.png
 
-A run's key is a hash of (notebook content, parameters, stylecore version): change any of
+A run's key is a hash of (notebook content, parameters, stylecore version and a digest of its
+sources, :func:`stylecore.code_version`): change any of
 them and the run is a new one; rerun the same command and finished runs are skipped.
 """
 
@@ -74,11 +75,11 @@ def _canonical(obj: Any) -> str:
 
 
 def run_key(notebook_bytes: bytes, parameters: dict[str, Any], version: str | None = None) -> str:
-    """sha256 of (notebook content, parameters, stylecore version), first 16 hex digits."""
+    """sha256 of (notebook content, parameters, stylecore version with its source digest: :func:`stylecore.code_version`), first 16 hex digits."""
     h = hashlib.sha256()
     h.update(hashlib.sha256(notebook_bytes).digest())
     h.update(_canonical(parameters).encode())
-    h.update((version or stylecore.__version__).encode())
+    h.update((version or stylecore.code_version()).encode())
     return h.hexdigest()[:16]
 
 

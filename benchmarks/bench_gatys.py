@@ -1,66 +1,172 @@
-"""Seconds per Gatys optimisation step and peak memory, truncated VGG19 vs the full network.
+"""Seconds per Gatys L-BFGS evaluation: a reference structure, stylecore, their ratio and the FLOP bound.
 
-    python benchmarks/bench_gatys.py [--sizes 256 512] [--steps 10] [--device cpu]
+    python benchmarks/bench_gatys.py [--sizes 256 512] [--repeats 5] [--layers tutorial paper] [--threads 2]
 
-Each configuration runs in a fresh subprocess. Peak memory on CPU is the process RSS sampled
-while the steps run (and, as "loop", its rise above the RSS before them); on CUDA it is
-``torch.cuda.max_memory_allocated``.
-Weights are random (the architecture, not the values, sets the cost).
+Reference: the structure of PyTorch's "Neural Transfer" tutorial, written out here: an
+``nn.Sequential`` of VGG19 modules with loss modules inserted after the chosen layers (each
+stores its loss on ``forward``), Grams by ``torch.mm`` of the flattened (C, HW) features, MSE
+losses, the network cut after the last loss module. stylecore: ``gatys.GatysLoss`` on
+``vgg.vgg19_features`` (lean Gram autograd function). Both evaluate the same random VGG19 on
+the same images with the same layers and pooling; one evaluation = forward + backward to the
+pixels, what one L-BFGS iteration costs. Reported: median seconds over ``--repeats`` paired
+rounds (reference and stylecore alternate, so load drifts hit both), their ratio, and the
+FLOP bound: convolution forward + input-gradient and Gram forward + backward FLOPs of the layers
+run, divided by this machine's matmul rate (measured here on a 1024×4096×1024 sgemm).
+
+Layer sets: ``tutorial`` (style conv1_1, conv1_2, conv2_1, conv2_2, conv3_1 — the tutorial's
+conv_1…conv_5 — content conv2_2, its conv_4; max pooling) and ``paper`` (Gatys et al. 2016:
+style relu1_1…relu5_1, content relu4_2; average pooling).
+Weights are random: the architecture, not the values, sets the cost.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
+import statistics
+import time
 
-CHILD = r"""
-import gc, json, sys, threading, time, psutil, torch
-from stylecore import gatys, optim, vgg
-size, steps, truncate, device = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
-hp = gatys.PAPER
-ex = vgg.vgg19_features(hp.layers, hp.pooling, weights="random", truncate=truncate).to(device)
-g = torch.Generator().manual_seed(0)
-content = torch.rand(1, 3, size, size, generator=g).to(device)
-style = torch.rand(1, 3, size, size, generator=g).to(device)
-loss = gatys.GatysLoss(ex, hp, content, style)
-optim.optimize_pixels(content, loss, 2, progress=False)  # warm-up
-gc.collect()
-proc, samples, done = psutil.Process(), [], threading.Event()
-def sample():  # RSS sampled every 2 ms while the steps run (max RSS would include building the model)
-    while not done.is_set():
-        samples.append(proc.memory_info().rss); time.sleep(0.002)
-base = proc.memory_info().rss
-if device == "cuda":
-    torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
-sampler = threading.Thread(target=sample); sampler.start()
-res = optim.optimize_pixels(content, loss, steps, progress=False)
-done.set(); sampler.join()
-if device == "cuda":
-    torch.cuda.synchronize()
-    peak, extra = torch.cuda.max_memory_allocated() / 2**20, float("nan")
-else:
-    peak, extra = max(samples) / 2**20, (max(samples) - base) / 2**20
-print(json.dumps({"size": size, "truncated": truncate, "vgg_modules": ex.depth, "s_per_step": res.seconds / steps, "peak_MiB": peak, "loop_MiB": extra}))
-"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stylecore import gatys, vgg
+
+LAYER_SETS = {
+    "tutorial": {"style": ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"), "content": ("conv2_2",), "pooling": "max"},
+    "paper": {"style": ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), "content": ("relu4_2",), "pooling": "avg"},
+}
+
+
+class _ContentTerm(nn.Module):
+    def __init__(self, target: torch.Tensor) -> None:
+        super().__init__()
+        self.target, self.loss = target.detach(), torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.loss = F.mse_loss(x, self.target)
+        return x
+
+
+class _Normalize(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return vgg.imagenet_normalize(x)
+
+
+def _mm_gram(x: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = x.shape
+    f = x.view(b * c, h * w)
+    return torch.mm(f, f.t()) / (b * c * h * w)
+
+
+class _StyleTerm(nn.Module):
+    def __init__(self, target_features: torch.Tensor) -> None:
+        super().__init__()
+        self.target, self.loss = _mm_gram(target_features).detach(), torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.loss = F.mse_loss(_mm_gram(x), self.target)
+        return x
+
+
+def reference_model(body: nn.Sequential, layers: dict, content: torch.Tensor, style: torch.Tensor) -> tuple[nn.Sequential, list, list]:
+    """The tutorial's structure on ``body`` (stylecore's module list): loss modules after the named layers."""
+    model = nn.Sequential(_Normalize())  # the tutorial's Normalization module: ImageNet mean/std, as stylecore's extractor
+    content_terms, style_terms = [], []
+    last = max(vgg.VGG19_LAYERS.index(n) for n in (*layers["style"], *layers["content"]))
+    for name, module in zip(vgg.VGG19_LAYERS[: last + 1], body):
+        model.append(nn.ReLU(inplace=False) if isinstance(module, nn.ReLU) else module)
+        if name in layers["content"]:
+            term = _ContentTerm(model(content))
+            model.append(term)
+            content_terms.append(term)
+        if name in layers["style"]:
+            term = _StyleTerm(model(style))
+            model.append(term)
+            style_terms.append(term)
+    return model, content_terms, style_terms
+
+
+def conv_gram_flops(layers: dict, size: int) -> float:
+    """Convolution forward + input gradient, Gram forward + backward FLOPs of one evaluation at size × size."""
+    flops, h, c_in = 0.0, size, 3
+    last = max(vgg.VGG19_LAYERS.index(n) for n in (*layers["style"], *layers["content"]))
+    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512]
+    names = [n for n in vgg.VGG19_LAYERS if n.startswith(("conv", "pool"))]
+    for name, c in zip(names, cfg):
+        if vgg.VGG19_LAYERS.index(name) > last:
+            break
+        if c == "M":
+            h //= 2
+            continue
+        flops += 2 * (2 * c_in * c * 9 * h * h)  # forward and input gradient
+        c_in = c
+        for s in layers["style"]:
+            if s[4:] == name[4:]:  # conv<b>_<i> or relu<b>_<i> of this convolution
+                flops += 2 * (2 * c * c * h * h)  # Gram forward and backward
+    return flops
+
+
+def matmul_rate(repeats: int = 5) -> float:
+    a, b = torch.randn(1024, 4096), torch.randn(4096, 1024)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * 1024 * 4096 * 1024 / best
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def measure(layer_set: str, size: int, repeats: int) -> dict[str, float]:
+    layers = LAYER_SETS[layer_set]
+    hp = gatys.PAPER.with_(content_layers={n: 1.0 for n in layers["content"]}, style_layers={n: 1.0 for n in layers["style"]},
+                           pooling=layers["pooling"])
+    ex = vgg.vgg19_features(hp.layers, hp.pooling, weights="random")
+    g = torch.Generator().manual_seed(0)
+    content, style = torch.rand(1, 3, size, size, generator=g), torch.rand(1, 3, size, size, generator=g)
+    loss = gatys.GatysLoss(ex, hp, content, style)
+    with torch.no_grad():
+        model, c_terms, s_terms = reference_model(ex.body, layers, content, style)
+    x_ref, x_ours = content.clone().requires_grad_(True), content.clone().requires_grad_(True)
+
+    def ref_eval() -> None:
+        x_ref.grad = None
+        model(x_ref)
+        (sum(t.loss for t in c_terms) + 1e3 * sum(t.loss for t in s_terms)).backward()
+
+    def ours_eval() -> None:
+        x_ours.grad = None
+        torch.stack(list(loss(x_ours).values())).sum().backward()
+
+    for fn in (ref_eval, ours_eval, ref_eval, ours_eval):  # warm-up
+        fn()
+    ref, ours = [], []
+    for _ in range(repeats):
+        ref.append(_timed(ref_eval))
+        ours.append(_timed(ours_eval))
+    return {"reference": statistics.median(ref), "stylecore": statistics.median(ours), "flops": conv_gram_flops(layers, size)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--layers", nargs="+", default=["tutorial", "paper"], choices=list(LAYER_SETS))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
-    import torch
-
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, {args.steps} L-BFGS steps after 2 warm-up")
-    print(f"{'size':>5} {'VGG19':>10} {'modules':>7} {'s/step':>8} {'peak MiB':>9} {'loop MiB':>9}")
-    for size in args.sizes:
-        for truncate in (True, False):
-            out = subprocess.run([sys.executable, "-c", CHILD, str(size), str(args.steps), "1" if truncate else "0", args.device], capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{r['size']:>5} {'truncated' if truncate else 'full':>10} {r['vgg_modules']:>7} {r['s_per_step']:>8.3f} {r['peak_MiB']:>9.0f} {r['loop_MiB']:>9.0f}")
+    torch.set_num_threads(args.threads)
+    rate = matmul_rate()
+    print(f"torch {torch.__version__}, {args.threads} threads; matmul rate {rate / 1e9:.0f} GFLOP/s (1024×4096×1024 sgemm, best of 5)")
+    print("| layers | size | reference s/eval | stylecore s/eval | reference / stylecore | FLOP bound s | stylecore / bound |")
+    print("|---|---|---|---|---|---|---|")
+    for layer_set in args.layers:
+        for size in args.sizes:
+            r = measure(layer_set, size, args.repeats)
+            bound = r["flops"] / rate
+            print(f"| {layer_set} | {size} | {r['reference']:.3f} | {r['stylecore']:.3f} | {r['reference'] / r['stylecore']:.2f} | "
+                  f"{bound:.3f} | {r['stylecore'] / bound:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -200,7 +200,9 @@ class VGGFeatures(nn.Module):
         modules: list[nn.Module] = []
         for name, module in zip(VGG19_LAYERS[:depth], vgg.features[:depth]):
             if name.startswith("relu"):
-                module = nn.ReLU(inplace=False)  # in place would overwrite a requested conv output
+                # in place unless that would overwrite a requested conv output (autograd allows it: the
+                # frozen conv saves nothing of its output, and ReLU's backward reads its own result)
+                module = nn.ReLU(inplace=name.replace("relu", "conv") not in self.layers)
             elif name.startswith("pool") and pooling == "avg":
                 # Gatys et al. 2016, Sec. 2: "replacing the maximum pooling operation by average pooling … slightly more appealing results"
                 module = nn.AvgPool2d(kernel_size=2, stride=2)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylecore.gatys import AUTHORS_CODE, PAPER, PRESETS, GatysLoss, initial_image
+from stylecore.gatys import AUTHORS_CODE, PAPER, PRESETS, GatysLoss, coarse_to_fine, initial_image
 from stylecore.losses import gram_matrix
 from stylecore.vgg import vgg19_features
 
@@ -120,3 +120,26 @@ def test_carry_over_gives_the_same_losses_on_a_scaled_network() -> None:
     for term in ("content", "style"):
         assert float(got[term]) == pytest.approx(float(want[term]), rel=1e-3)
     assert float(unchanged["style"]) == pytest.approx(81 * float(want["style"]), rel=1e-3)
+
+
+def test_coarse_to_fine_stages_and_the_full_size_loss() -> None:
+    """Each stage starts from the previous result upsampled; the last stage's history is the paper's loss at full size."""
+    hp = PAPER.with_(content_layers={"relu2_1": 1.0}, style_layers={"relu1_1": 0.5, "relu2_1": 0.5})
+    ex = vgg19_features(hp.layers, "avg", weights="random", seed=0)
+    g = torch.Generator().manual_seed(1)
+    content, style = torch.rand(1, 3, 32, 24, generator=g), torch.rand(1, 3, 40, 40, generator=g)
+    stages = coarse_to_fine(ex, hp, content, style, sizes=[16, 32], steps=[6, 8], progress=False)
+    assert [r.image.shape[-2:] for r in stages] == [(16, 12), (32, 24)] and [r.steps for r in stages] == [6, 8]
+    start = torch.nn.functional.interpolate(stages[0].image, size=(32, 24), mode="bilinear", align_corners=False)
+    terms = GatysLoss(ex, hp, content, style)(start)
+    assert stages[1].history["total"][0] == pytest.approx(float(sum(terms.values())), rel=1e-5)
+    assert stages[1].history["total"][-1] < stages[1].history["total"][0]
+    totals = stages[1].history["total"]
+    goal = min(totals[1:-1])
+    reached = next(i for i, v in enumerate(totals) if v <= goal)
+    again = coarse_to_fine(ex, hp, content, style, sizes=[16, 32], steps=[6, 50], progress=False, target_loss=goal)
+    assert again[1].steps == reached + 1 and again[1].history["total"][: reached + 1] == totals[: reached + 1]  # deterministic, stops early
+    with pytest.raises(ValueError, match="ascend to the content's longest side 32"):
+        coarse_to_fine(ex, hp, content, style, sizes=[16, 24], steps=[1, 1])
+    with pytest.raises(ValueError, match="one step count per size"):
+        coarse_to_fine(ex, hp, content, style, sizes=[16, 32], steps=[1])

@@ -59,3 +59,16 @@ def test_input_is_not_modified_and_bad_arguments() -> None:
         optimize_pixels(init, _quadratic(init), steps=1, optimizer="sgd")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="steps"):
         optimize_pixels(init, _quadratic(init), steps=2.5)  # type: ignore[arg-type]
+
+
+def test_target_loss_stops_early_and_times_are_recorded() -> None:
+    target = torch.rand(1, 3, 8, 8)
+    full = optimize_pixels(torch.zeros(1, 3, 8, 8), _quadratic(target), steps=30, progress=False)
+    assert full.steps == 30 and len(full.times) == len(full.history["total"]) == 31
+    assert all(b >= a for a, b in zip(full.times, full.times[1:])) and full.times[-1] <= full.seconds
+    goal = full.history["total"][5]
+    early = optimize_pixels(torch.zeros(1, 3, 8, 8), _quadratic(target), steps=30, progress=False, target_loss=goal)
+    reached = next(i for i, v in enumerate(early.history["total"]) if v <= goal)
+    # the run stops one step after the first recorded total at or below the goal (the total of a step's start point)
+    assert early.steps == reached + 1 < 30 and early.history["total"][: reached + 1] == full.history["total"][: reached + 1]
+    assert all(v > goal for v in early.history["total"][:reached])

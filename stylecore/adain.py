@@ -1,6 +1,6 @@
 """The AdaIN encoder–decoder (Huang & Belongie, ICCV 2017) in the layout of its PyTorch port.
 
-CLIPstyler's fast variant (Kwon & Ye 2022, Sec. 3.4; official ``train_fast.py`` / ``fast_stylenet.py``)
+CLIPstyler's fast variant (Kwon & Ye 2022, Sec. 5.1 and Suppl. A; official ``train_fast.py`` / ``fast_stylenet.py``)
 starts from AdaIN's pretrained pair: the "normalised" VGG19 encoder ``vgg_normalised.pth`` cut
 after relu4_1, and the mirror decoder ``decoder.pth``, both from github.com/naoto0804/pytorch-AdaIN
 (release v0.0.0). The modules here are ``nn.Sequential`` stacks whose state-dict keys are the

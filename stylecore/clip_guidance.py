@@ -233,7 +233,8 @@ def text_embedding(
     ``templates=None``: the authors' 79 templates (:data:`AUTHORS_TEMPLATES`); ``templates=()``: the bare text.
 
     With the default templates the result is cached on the guide (79 text-encoder passes cost
-    seconds with ViT-B/32 on a CPU). Notes: the paper (Sec. 3.1) only says "prompt engineering"; the two ensembles differ
+    seconds with ViT-B/32 on a CPU). Notes: the paper (Sec. 4.1) says "we make several texts with same meaning, and feed them to the text encoder. Then we
+    use the averaged embedding"; the two ensembles differ
     because the raw text embeddings have different norms (long templates weigh more unnormalised).
     """
     if not isinstance(text, str) or not text.strip():
@@ -287,9 +288,10 @@ def directional_clip_loss(image_emb: torch.Tensor, source_image_emb: torch.Tenso
 
 
 def threshold_rejection(losses: torch.Tensor, tau: float, strict: bool = False) -> torch.Tensor:
-    """R(s, τ) = 0 if s ≤ τ else s, elementwise (Kwon & Ye 2022, Eq. 4).
+    """R(s, τ) = 0 if s ≤ τ else s, elementwise (Kwon & Ye 2022, Sec. 3.2, Eq. 3).
 
-    ``strict=True``: zero only s < τ, as the authors' code does (``loss_temp[loss_temp < thresh] = 0``);
+    ``strict=True``: zero only s < τ, as the authors' code does (``loss_temp[loss_temp<args.thresh] = 0`` in
+    train_CLIPstyler.py and train_fast.py);
     the two differ only at exactly s = τ.
     """
     rejected = losses < tau if strict else losses <= tau
@@ -297,7 +299,7 @@ def threshold_rejection(losses: torch.Tensor, tau: float, strict: bool = False) 
 
 
 def patch_clip_loss(patch_emb: torch.Tensor, source_image_emb: torch.Tensor, text_direction: torch.Tensor, tau: float | None = 0.7, strict: bool = False) -> torch.Tensor:
-    """PatchCLIP loss: L_patch = 1/N Σ_i R(l_dir(aug(crop_i(f(I_c)))), τ) (Kwon & Ye 2022, Eq. 3-4).
+    """PatchCLIP loss: L_patch = 1/N Σ_i R(l_dir(aug(crop_i(f(I_c)))), τ) (Kwon & Ye 2022, Sec. 3.2, Eq. 3).
 
     Shapes: ``patch_emb`` (N, D) of the augmented crops, ``source_image_emb`` (1, D) of the
     whole content image (as in the authors' code), ``text_direction`` (D,) -> scalar.
@@ -322,7 +324,7 @@ def augment_patches(patches: torch.Tensor, augmentation: Augmentation = "perspec
     """Random augmentation of each crop independently, gradients kept: (N, 3, S, S) -> (N, 3, S, S).
 
     ``"perspective"``: RandomPerspective(distortion_scale=0.5, p=1, fill=0) as in the authors'
-    code (Kwon & Ye 2022, Sec. 3.2); ``"affine"``: RandomAffine(30°, scale 0.8-1.2, shear 15°),
+    code (Kwon & Ye 2022, Sec. 3.2; Suppl. A: ``RandomPerspective(distortion_scale=0.5)``); ``"affine"``: RandomAffine(30°, scale 0.8-1.2, shear 15°),
     bilinear like the perspective warp (torchvision's affine default is nearest), the paper's
     ablation (e), whose parameters the paper does not give; ``"none"``: ablation (d).
 

@@ -1,8 +1,8 @@
 """CLIPstyler (Kwon & Ye, CVPR 2022): a U-Net f trained so that f(I_c) moves along a text direction.
 
 Notebook 05 teaches the losses (:mod:`stylecore.clip_guidance`); this module holds the
-hyper-parameter sets (the paper's, the official code's, and the review values, each with its
-source), the ablation settings of the paper's Fig. 6, the total loss (Eq. 5), the training loop
+hyper-parameter sets (the paper's, the official code's, and an unsourced "review values" balance,
+each with its source), the ablation settings of the paper's Fig. 6, the total loss (Eq. 4), the training loop
 (Adam, step decay, checkpoint + resume), the pixel-optimisation alternative of Fig. 7 and the
 authors' pre- and post-processing (square resizing, ×1.5 contrast). The networks f live in
 :mod:`stylecore.stylenet`.
@@ -65,46 +65,64 @@ class ClipStylerHyperParams:
     patch_size: int = 128
     n_patches: int = 64  # n
     tau: float = 0.7  # τ of the threshold rejection
-    strict_rejection: bool = False  # False: R zeroes s ≤ τ (Eq. 4); True: s < τ (official code)
+    strict_rejection: bool = False  # False: R zeroes s ≤ τ (paper, Eq. 3); True: s < τ (official code)
     ensemble: Ensemble = "unnormalised_mean"  # prompt ensembling (stylecore.clip_guidance.text_embedding)
-    source_text: str = "a Photo"
+    source_text: str = "a Photo"  # t_src: "Photo" in the paper (Sec. 3.2), "a Photo" in the official code
     image_size: int = 512  # square side the content image is resized to
     source: str = ""
 
 
-#: Kwon & Ye 2022, Sec. 4.1 "Experimental settings": λ_d = 5×10², λ_p = 9×10³, λ_c = 150, λ_tv = 2×10⁻³;
-#: 512×512 content, 200 iterations, Adam lr 5×10⁻⁴; crop size 128, n = 64 crops; τ = 0.7; source text "a Photo".
-#: Content layers and the lr halving at iteration 100 as in the official code (the text does not name them).
+#: Kwon & Ye 2022 (arXiv 2112.00374v3), the text itself:
+#: Sec. 4.1 "Experiment settings": 512×512 content images; "we set λ_d, λ_p, λ_c, and λ_tv as 5×10², 9×10³, 150,
+#: and 2×10⁻³"; content layers "conv4_2" and "conv5_2"; Adam, lr 5×10⁻⁴; "the total training iteration is set
+#: as 200, and we decreased the learning rate to half at the iteration of 100"; patch size 128, n = 64; τ = 0.7.
+#: Sec. 3.2 / Eq. 3: R(s, τ) = 0 if s ≤ τ (so ``strict_rejection=False``); Sec. 3.2 after Eq. 2: "t_src is
+#: simply set as 'Photo'". The paper's "conv4_2"/"conv5_2" are the official code's dictionary keys, which hold
+#: relu4_2/relu5_2 (see AUTHORS_CODE); ``with_overrides(PAPER, content_layers=("conv4_2", "conv5_2"))`` gives the
+#: literal pre-ReLU reading. Max pooling: the paper says "VGG-19"; pooling as torchvision's (the code's).
 PAPER = ClipStylerHyperParams(
-    500.0, 9000.0, 150.0, 2e-3, ("relu4_2", "relu5_2"),
-    source="Kwon & Ye 2022, Sec. 4.1 'Experimental settings' (λ_d 5e2, λ_p 9e3, λ_c 150, λ_tv 2e-3, 512 px, 200 it., lr 5e-4, crop 128, n 64, τ 0.7); "
-    "R(s, τ) = 0 for s ≤ τ (Eq. 4); layers and lr decay from the official code",
+    500.0, 9000.0, 150.0, 2e-3, ("relu4_2", "relu5_2"), source_text="Photo",
+    source="Kwon & Ye 2022 (arXiv 2112.00374v3) Sec. 4.1 'Experiment settings': λ_d 5×10², λ_p 9×10³, λ_c 150, λ_tv 2×10⁻³; "
+    "content 512×512; layers 'conv4_2', 'conv5_2' (the code's names for relu4_2/relu5_2); Adam lr 5×10⁻⁴, 200 iterations, "
+    "lr halved at iteration 100; crop 128, n 64; τ 0.7. Sec. 3.2, Eq. 3: R(s, τ) = 0 if s ≤ τ. Sec. 3.2: t_src 'Photo'",
 )  # fmt: skip
-#: github.com/cyclomon/CLIPstyler ``train_CLIPstyler.py`` argparse defaults and loop. Content features:
-#: ``utils.get_features`` records torchvision ``vgg19().features`` indices '21' ("conv4_2") and '31'
-#: ("conv5_2"); torchvision's VGG19 runs ReLU *in place*, so the tensor stored at index 21 is
-#: overwritten by the ReLU at index 22: the official code's "conv4_2" holds relu4_2, and index 31
-#: is relu5_2. Max pooling (torchvision's). The loop runs ``range(0, max_step + 1)`` = 201 iterations
-#: and calls ``scheduler.step()`` before ``optimizer.step()``, so the lr is halved after 99
-#: iterations, not 100 (lr_offset = 1); rejection is ``loss < thresh`` (strict).
+#: github.com/cyclomon/CLIPstyler ``train_CLIPstyler.py`` (commit 4843cec), argparse defaults: --lambda_dir 500,
+#: --lambda_patch 9000, --lambda_c 150, --lambda_tv 2e-3, --crop_size 128, --num_crops 64, --img_width/--img_height
+#: 512, --max_step 200, --lr 5e-4, --thresh 0.7; ``StepLR(step_size=100, gamma=0.5)``; ``source = "a Photo"``;
+#: rejection ``loss_temp[loss_temp < args.thresh] = 0`` (strict). Content features: ``utils.get_features``
+#: records torchvision ``vgg19().features`` indices '21' ("conv4_2") and '31' ("conv5_2"); torchvision's VGG19
+#: runs ReLU *in place*, so the tensor stored at index 21 is overwritten by the ReLU at index 22 (relu4_2), and
+#: index 31 is the ReLU relu5_2 itself. Max pooling (torchvision's). The loop is ``for epoch in range(0,
+#: max_step + 1)`` (201 iterations) with ``scheduler.step()`` *before* ``optimizer.step()``, so the lr is halved
+#: after 99 updates (lr_offset = 1); the last saved image (``epoch % 50 == 0`` at epoch 200) is f computed at the
+#: top of iteration 200, i.e. after 200 updates: the 201st update is never saved. ``steps=200`` therefore
+#: reproduces the saved result; ``with_overrides(AUTHORS_CODE, steps=201)`` runs the loop's full length.
 AUTHORS_CODE = ClipStylerHyperParams(
-    500.0, 9000.0, 150.0, 2e-3, ("relu4_2", "relu5_2"), pooling="max", steps=201, lr_offset=1, strict_rejection=True,
-    source="official code train_CLIPstyler.py (argparse defaults; get_features indices 21/31 = relu4_2/relu5_2 via in-place ReLU; "
-    "201 iterations, scheduler stepped before the optimiser; loss < thresh rejected)",
+    500.0, 9000.0, 150.0, 2e-3, ("relu4_2", "relu5_2"), pooling="max", steps=200, lr_offset=1, strict_rejection=True, source_text="a Photo",
+    source="official code cyclomon/CLIPstyler train_CLIPstyler.py (argparse defaults --lambda_dir 500 --lambda_patch 9000 --lambda_c 150 "
+    "--lambda_tv 2e-3 --crop_size 128 --num_crops 64 --max_step 200 --lr 5e-4 --thresh 0.7; StepLR(100, 0.5) stepped before the optimiser; "
+    "loss < thresh rejected; source 'a Photo'; get_features indices 21/31 = relu4_2/relu5_2 via in-place ReLU; loop range(0, 201) "
+    "but the saved image is f after 200 updates)",
 )  # fmt: skip
-#: Values that third-party summaries of the paper quote (λ_d = 1, λ_p = 0.5, λ_c = 5, λ_tv = 0.01). They are
-#: NOT the paper's nor the official code's; kept so that the notebook can show what that balance does.
-REVIEW_VALUES = replace(PAPER, lambda_dir=1.0, lambda_patch=0.5, lambda_c=5.0, lambda_tv=0.01,
-                        source="REVIEW VALUES: quoted by third-party reviews of the paper; neither the paper nor the official code")  # fmt: skip
+#: λ_d = 1, λ_p = 0.5, λ_c = 5, λ_tv = 0.01: values that issue 9 attributes to third-party reviews of the paper. They
+#: appear nowhere in the paper (Sec. 4.1 gives 500 / 9000 / 150 / 2e-3; Suppl. A's fast variant 1 / 10 / 1 / 1e-4),
+#: nor in train_CLIPstyler.py or train_fast.py, and no published source for them was found. Kept, labelled, as a
+#: contrast: a balance where content dominates the CLIP terms (λ_c/λ_p = 10 against the paper's 1/60).
+REVIEW_VALUES = replace(
+    PAPER, lambda_dir=1.0, lambda_patch=0.5, lambda_c=5.0, lambda_tv=0.01,
+    source="REVIEW VALUES (unsourced): attributed to third-party reviews; not in the paper (Sec. 4.1: 500/9000/150/2e-3; "
+    "Suppl. A fast variant: 1/10/1/1e-4) nor in train_CLIPstyler.py / train_fast.py; no published source found. "
+    "Other settings as the paper preset",
+)  # fmt: skip
 PRESETS: dict[str, ClipStylerHyperParams] = {"paper": PAPER, "authors_code": AUTHORS_CODE, "review_values": REVIEW_VALUES}
 
 
 @dataclass(frozen=True)
 class Ablation:
-    """One column of the paper's ablation (Fig. 6): which terms and tricks are on.
+    """One column of the paper's ablation (Sec. 4.4, Fig. 6 (a)-(f)): which terms and tricks are on.
 
     ``objective="global"`` swaps the directional losses for the global CLIP loss of Eq. 1
-    (on the whole output and on every crop): the paper's argument for L_dir (Sec. 3.1).
+    (on the whole output and on every crop): the paper's argument for L_dir (Sec. 3.2).
     """
 
     title: str
@@ -144,7 +162,8 @@ def authors_postprocess(image: torch.Tensor, contrast: float = 1.5, minmax: bool
     ``train_CLIPstyler.py`` saves ``adjust_contrast(clamp(f(I_c)), 1.5)`` through
     ``torchvision.utils.save_image(..., normalize=True)``, which stretches the image's own
     [min, max] to [0, 1] (``minmax``). ``contrast=1`` and ``minmax=False`` give the raw output.
-    Notes: the paper does not mention this post-processing; its figures were made with it.
+    Notes: Sec. 4.1 says only "for better visualization for readers, we apply same contrast
+    enhancement techniques for all outputs including baselines"; the factor 1.5 is the code's.
     """
     out = TF.adjust_contrast(image.clamp(0, 1), contrast) if contrast != 1 else image.clamp(0, 1)
     if minmax:
@@ -158,8 +177,8 @@ def image_prior_loss(image: torch.Tensor) -> torch.Tensor:
 
         L_tv = ‖x[:, :, :, :-1] − x[:, :, :, 1:]‖ + ‖x[:, :, :-1] − x[:, :, 1:]‖ + (both diagonals)
 
-    Shapes: (B, 3, H, W) -> scalar. Notes: the paper only says "total variation
-    regularization"; λ_tv = 2e-3 is tuned to this (unsquared) form, not to
+    Shapes: (B, 3, H, W) -> scalar. Notes: the paper (Sec. 3.2) only says "total variation
+    regularization loss"; this form is ``get_image_prior_losses`` of train_CLIPstyler.py; λ_tv = 2e-3 is tuned to this (unsquared) form, not to
     :func:`stylecore.losses.total_variation`.
     """
     d = (
@@ -172,7 +191,7 @@ def image_prior_loss(image: torch.Tensor) -> torch.Tensor:
 
 
 class ClipStylerLoss:
-    """L_total = λ_d L_dir + λ_p L_patch + λ_c L_c + λ_tv L_tv (Kwon & Ye 2022, Eq. 5).
+    """L_total = λ_d L_dir + λ_p L_patch + λ_c L_c + λ_tv L_tv (Kwon & Ye 2022, Sec. 3.2, Eq. 4).
 
     Built once per (content, text): stores the content features, E_I(I_c) and ΔT. Calling it on
     the output f(I_c) (1, 3, H, W) returns the dict of *weighted* terms (ablated terms are absent).
@@ -218,7 +237,7 @@ class ClipStylerLoss:
                 per_patch = global_clip_loss_crops(emb, self.text_emb)  # (n,)
             else:
                 per_patch = directional_clip_loss(emb, self.source_emb, self.text_direction, reduction="none")  # l_patch^(i), (n,)
-            kept = threshold_rejection(per_patch, hp.tau, hp.strict_rejection) if ab.rejection else per_patch  # R(l, τ), Eq. 4
+            kept = threshold_rejection(per_patch, hp.tau, hp.strict_rejection) if ab.rejection else per_patch  # R(l, τ), Eq. 3
             terms["patch"] = hp.lambda_patch * kept.mean()  # Eq. 3
             self.last = {"crops_raw": raw.detach(), "crops": crops.detach(), "per_patch": per_patch.detach()}
             record = {"patch_unrejected": hp.lambda_patch * per_patch.mean().item(), "rejected": int((kept == 0).sum() - (per_patch == 0).sum()),
@@ -265,7 +284,7 @@ def train_clipstyler(
 ) -> TrainResult:
     """Fit f to one content image: Adam(lr), learning rate × γ every ``lr_step`` iterations.
 
-    Kwon & Ye 2022, Sec. 4.1: 200 iterations, lr 5e-4 (halved at 100 in the official code). Our
+    Kwon & Ye 2022, Sec. 4.1: 200 iterations, lr 5e-4, halved at iteration 100. Our
     scheduler steps *after* the optimiser (the order PyTorch requires); ``hp.lr_offset = 1``
     reproduces the official order's learning rates exactly (there the scheduler steps first).
     With ``checkpoint`` the net, optimiser, scheduler, RNG and history are saved atomically every
@@ -297,7 +316,7 @@ class PixelImage(nn.Module):
 
 
 def train_pixels(content: torch.Tensor, loss_fn: ClipStylerLoss, steps: int, lr: float = 0.02, seed: int = 0, progress: bool = True, module: nn.Module | None = None) -> TrainResult:
-    """The same loss (Eq. 5) minimised over the pixels of the output directly, no network f (paper Fig. 7, pixel optimisation).
+    """The same loss (Eq. 4) minimised over the pixels of the output directly, no network f (paper Fig. 7, pixel optimisation).
 
     Adam at ``lr`` (ours: the paper gives no setting for this baseline), no decay; the output is
     clamped to [0, 1] in the forward pass. ``module``: any parameterised image ``module()`` instead

@@ -1,11 +1,12 @@
-"""Fast CLIPstyler (Kwon & Ye 2022, Sec. 3.4): one text, any content image, one forward pass.
+"""Fast CLIPstyler (Kwon & Ye 2022, Sec. 5.1, Fig. 8-9; Suppl. A): one text, any content image, one forward pass.
 
 As the official ``train_fast.py``: AdaIN's pretrained VGG encoder (to relu4_1, frozen) and AdaIN's
 pretrained decoder (:mod:`stylecore.adain`); only the decoder is fine-tuned, for one text, on
 random 224-px crops of training photos (the authors use DIV2K), with its own loss weights and
-schedule (:data:`FAST_AUTHORS_CODE`). Each step draws 16 random perspectives of the whole output
-batch for the PatchCLIP term (the training crops themselves are the "patches"). Afterwards any
-image — also a high-resolution one — is stylised by ``model(image)``.
+schedule (:data:`FAST_AUTHORS_CODE`; the paper's Suppl. A values: :data:`FAST_PAPER`). Each step draws
+16 random perspectives of the whole output batch for the PatchCLIP term (the training crops themselves
+are the "patches"). Afterwards any image — also a high-resolution one (Sec. 5.2, Fig. 10) — is
+stylised by ``model(image)``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .clip_guidance import ClipGuide, Ensemble, clip_direction, directional_clip
 from .clipstyler import TrainResult, fit, image_prior_loss
 from .weights import WeightsInfo
 
-__all__ = ["FAST_AUTHORS_CODE", "FastClipStyler", "FastHyperParams", "load_fast_clipstyler", "perspective_draws", "train_fast_clipstyler"]
+__all__ = ["FAST_AUTHORS_CODE", "FAST_PAPER", "FAST_PRESETS", "FastClipStyler", "FastHyperParams", "load_fast_clipstyler", "perspective_draws", "train_fast_clipstyler"]
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,35 @@ class FastHyperParams:
     crop_size: int = 224
     n_draws: int = 16  # random perspectives of the whole batch per step
     tau: float = 0.7
-    strict_rejection: bool = True  # loss < thresh rejected, as the official code
+    strict_rejection: bool = True  # True: loss < thresh rejected (official code); False: s ≤ τ (paper, Eq. 3)
     ensemble: Ensemble = "unnormalised_mean"
-    source_text: str = "a Photo"
+    source_text: str = "a Photo"  # t_src: "a Photo" in the official code, "Photo" in the paper (Sec. 3.2)
     source: str = ""
 
 
-#: github.com/cyclomon/CLIPstyler ``train_fast.py`` argparse defaults: --content_weight 1, --clip_weight 10,
-#: --glob_weight 1, --tv_weight 1e-4, --lr 1e-4, --lr_decay 5e-5, --max_iter 200, --batch_size 4,
-#: --crop_size 224, --thresh 0.7; ``for it in range(16)`` perspective draws per batch.
-FAST_AUTHORS_CODE = FastHyperParams(source="official code train_fast.py (argparse defaults; 16 perspective draws per batch)")
+#: github.com/cyclomon/CLIPstyler ``train_fast.py`` (commit 4843cec) argparse defaults: --content_weight 1 (λ_c),
+#: --clip_weight 10 (λ_p), --glob_weight 1 (λ_d), --tv_weight 1e-4, --lr 1e-4, --lr_decay 5e-5 (``adjust_learning_rate``:
+#: lr / (1 + lr_decay · i)), --max_iter 200 (``range(max_iter)``: 200 updates), --batch_size 4, --crop_size 224,
+#: --thresh 0.7 with ``loss_temp[loss_temp<args.thresh] = 0`` (strict); ``for it in range(16)`` perspective draws
+#: of the batch; ``source = "a Photo"``; content loss: MSE of relu4_1 (``fast_stylenet.Net``).
+FAST_AUTHORS_CODE = FastHyperParams(
+    source="official code cyclomon/CLIPstyler train_fast.py (argparse defaults --content_weight 1 --clip_weight 10 --glob_weight 1 "
+    "--tv_weight 1e-4 --lr 1e-4 --lr_decay 5e-5 --max_iter 200 --batch_size 4 --crop_size 224 --thresh 0.7; loss < thresh rejected; "
+    "16 perspective draws per batch; source 'a Photo'; content = MSE of relu4_1)",
+)  # fmt: skip
+#: Kwon & Ye 2022 (arXiv 2112.00374v3) Sec. 5.1: "We update the model for 200 steps with Adam optimizer using learning
+#: rate of 1×10⁻⁴"; Suppl. A "Details for fast style transfer": crop size 224, batch size 4, Adam lr 1×10⁻⁴, "similar
+#: to our basic method, we used learning rate decay strategy" (no law given: the code's lr / (1 + 5e-5 i) is kept),
+#: "random perspective augmentation for 16 times, therefore our total training patch number per iteration is N = 64",
+#: L_dir on the patches before augmentation; λ_d, λ_p, λ_c, λ_tv = 1, 10, 1, 1×10⁻⁴; τ = 0.7. Eq. 3: R zeroes s ≤ τ;
+#: Sec. 3.2: t_src "Photo". Sec. 5.1 says "the same loss functions": the content term stays the code's relu4_1 MSE.
+FAST_PAPER = FastHyperParams(
+    strict_rejection=False, source_text="Photo",
+    source="Kwon & Ye 2022 (arXiv 2112.00374v3) Sec. 5.1 (200 steps, Adam lr 1×10⁻⁴) and Suppl. A 'Details for fast style transfer' "
+    "(crop 224, batch 4, 16 perspective augmentations -> N = 64, λ_d 1, λ_p 10, λ_c 1, λ_tv 1×10⁻⁴, τ 0.7; lr decay named but not given: "
+    "the code's lr/(1 + 5e-5 i)); Eq. 3: s ≤ τ rejected; Sec. 3.2: t_src 'Photo'",
+)  # fmt: skip
+FAST_PRESETS: dict[str, FastHyperParams] = {"paper": FAST_PAPER, "authors_code": FAST_AUTHORS_CODE}
 
 
 class FastClipStyler(nn.Module):
@@ -123,7 +143,7 @@ def train_fast_clipstyler(
 
         L = λ_c ‖E(y) − E(x)‖² + λ_p mean_k R(l_dir(a_k, x_{k mod B}), τ) + λ_d mean_b l_dir(y_b, x_b) + λ_tv L_tv(y)
 
-    (Kwon & Ye 2022, Sec. 3.4; weights and schedule of ``train_fast.py``: Adam on the decoder,
+    (Kwon & Ye 2022, Sec. 5.1 and Suppl. A; weights and schedule of ``train_fast.py``: Adam on the decoder,
     lr_i = lr / (1 + decay · i)). ``output`` of the result is the last batch's stylisation;
     ``checkpoint``: decoder, optimiser, scheduler, RNG and history saved atomically every
     ``checkpoint_every`` steps and resumed if present.

@@ -1,7 +1,10 @@
 """The style networks f of CLIPstyler (Kwon & Ye, CVPR 2022): the official U-Net and a lighter one.
 
-The paper (Sec. 3, Fig. 2) calls f a "lightweight CNN"; the official code (github.com/cyclomon/CLIPstyler,
-``StyleNet.py``, class ``UNet``) defines it. :class:`StyleNet` rebuilds that architecture block by
+The paper calls f a "lightweight CNN" (Sec. 3.1) and a "lightweight U-net" with "three downsample and three
+upsample layers, in which the channel sizes are 16, 32 and 64" and a final sigmoid (Sec. 4.1); Suppl. A (Fig. 11)
+adds residual blocks, at most 128 channels, 16 at the highest resolution, and "another skip connection between
+input-output features". The official code (github.com/cyclomon/CLIPstyler, ``StyleNet.py``, class ``UNet``)
+defines it, and agrees: down blocks 16/32/64, bottleneck 128, the input features concatenated before the output. :class:`StyleNet` rebuilds that architecture block by
 block; :class:`LiteUNet` is the simplified U-Net this project used first, kept as a named option
 (fewer FLOPs: about a third of StyleNet's at the same width). Notebook 05, section "Total loss and
 training", shows both. Both take (B, 3, H, W) in [0, 1] and return (B, 3, H, W) in (0, 1).

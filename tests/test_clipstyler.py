@@ -60,17 +60,50 @@ def test_style_net_shape_range_and_errors() -> None:
         net(torch.rand(1, 3, 30, 32))
 
 
-def test_presets_record_their_sources_and_paper_settings() -> None:
-    for hp in (PAPER, AUTHORS_CODE):
-        assert hp.source and hp.lr == 5e-4 and hp.lr_step == 100 and hp.lr_gamma == 0.5 and hp.image_size == 512
-        assert (hp.patch_size, hp.n_patches, hp.tau, hp.source_text) == (128, 64, 0.7, "a Photo")
-        assert (hp.lambda_dir, hp.lambda_patch, hp.lambda_c, hp.lambda_tv) == (500, 9000, 150, 2e-3)
-        assert hp.content_layers == ("relu4_2", "relu5_2") and hp.pooling == "max" and hp.ensemble == "unnormalised_mean"
-    assert "Sec. 4.1" in PAPER.source and "train_CLIPstyler.py" in AUTHORS_CODE.source
-    assert (PAPER.steps, PAPER.lr_offset, PAPER.strict_rejection) == (200, 0, False)  # Eq. 4: s ≤ τ rejected
-    assert (AUTHORS_CODE.steps, AUTHORS_CODE.lr_offset, AUTHORS_CODE.strict_rejection) == (201, 1, True)  # range(0, 201), scheduler first, s < τ
-    assert (REVIEW_VALUES.lambda_dir, REVIEW_VALUES.lambda_patch, REVIEW_VALUES.lambda_c, REVIEW_VALUES.lambda_tv) == (1, 0.5, 5, 0.01)
-    assert REVIEW_VALUES.source.startswith("REVIEW VALUES") and set(PRESETS) == {"paper", "authors_code", "review_values"}
+def test_paper_preset_holds_the_values_of_sec_4_1_eq_3_and_sec_3_2() -> None:
+    # arXiv 2112.00374v3 Sec. 4.1: "we set λ_d, λ_p, λ_c, and λ_tv as 5×10², 9×10³, 150, and 2×10⁻³"; 512×512; Adam 5×10⁻⁴;
+    # "the total training iteration is set as 200, and we decreased the learning rate to half at the iteration of 100";
+    # "patch size of 128", "n = 64", "τ as 0.7". Eq. 3: R(s, τ) = 0 if s ≤ τ. Sec. 3.2: t_src "is simply set as 'Photo'".
+    assert (PAPER.lambda_dir, PAPER.lambda_patch, PAPER.lambda_c, PAPER.lambda_tv) == (5e2, 9e3, 150, 2e-3)
+    assert (PAPER.image_size, PAPER.lr, PAPER.steps, PAPER.lr_step, PAPER.lr_gamma, PAPER.lr_offset) == (512, 5e-4, 200, 100, 0.5, 0)
+    assert (PAPER.patch_size, PAPER.n_patches, PAPER.tau, PAPER.strict_rejection, PAPER.source_text) == (128, 64, 0.7, False, "Photo")
+    for cite in ("Sec. 4.1", "Eq. 3", "Sec. 3.2", "'Photo'", "conv4_2"):
+        assert cite in PAPER.source, cite
+
+
+def test_authors_code_preset_holds_the_argparse_defaults_and_its_differences() -> None:
+    # train_CLIPstyler.py: --lambda_dir 500 --lambda_patch 9000 --lambda_c 150 --lambda_tv 2e-3 --crop_size 128 --num_crops 64
+    # --img_width/--img_height 512 --max_step 200 --lr 5e-4 --thresh 0.7; StepLR(100, 0.5); source = "a Photo"; loss < thresh.
+    hp = AUTHORS_CODE
+    assert (hp.lambda_dir, hp.lambda_patch, hp.lambda_c, hp.lambda_tv) == (500, 9000, 150, 2e-3)
+    assert (hp.image_size, hp.lr, hp.lr_step, hp.lr_gamma, hp.patch_size, hp.n_patches, hp.tau) == (512, 5e-4, 100, 0.5, 128, 64, 0.7)
+    assert (hp.steps, hp.lr_offset, hp.strict_rejection, hp.source_text) == (200, 1, True, "a Photo")
+    assert hp.content_layers == PAPER.content_layers == ("relu4_2", "relu5_2") and hp.pooling == PAPER.pooling == "max"
+    assert hp.ensemble == PAPER.ensemble == "unnormalised_mean"
+    assert "train_CLIPstyler.py" in hp.source and "range(0, 201)" in hp.source and "a Photo" in hp.source
+    differing = {k for k in PAPER.__dataclass_fields__ if getattr(PAPER, k) != getattr(hp, k)}
+    assert differing == {"lr_offset", "strict_rejection", "source_text", "source"}  # everything else: paper = code
+
+
+def test_review_values_are_labelled_unsourced_and_match_no_paper_or_code_setting() -> None:
+    from stylecore.fast_clipstyler import FAST_AUTHORS_CODE, FAST_PAPER
+
+    lambdas = (REVIEW_VALUES.lambda_dir, REVIEW_VALUES.lambda_patch, REVIEW_VALUES.lambda_c, REVIEW_VALUES.lambda_tv)
+    assert lambdas == (1, 0.5, 5, 0.01)
+    known = [(p.lambda_dir, p.lambda_patch, p.lambda_c, p.lambda_tv) for p in (PAPER, AUTHORS_CODE, FAST_PAPER, FAST_AUTHORS_CODE)]
+    assert lambdas not in known
+    assert REVIEW_VALUES.source.startswith("REVIEW VALUES (unsourced)") and set(PRESETS) == {"paper", "authors_code", "review_values"}
+
+
+def test_source_text_of_the_preset_sets_the_text_direction(parts) -> None:
+    from stylecore.clip_guidance import clip_direction, text_embedding
+
+    clip, vgg, content = parts
+    paper, code = (ClipStylerLoss(clip, vgg, content, "fire", with_overrides(h, patch_size=24, n_patches=4)) for h in (PAPER, AUTHORS_CODE))
+    with torch.no_grad():
+        for loss, t_src in ((paper, "Photo"), (code, "a Photo")):
+            assert torch.allclose(loss.text_direction, clip_direction(text_embedding(clip, "fire"), text_embedding(clip, t_src)), atol=1e-6)
+    assert not torch.allclose(paper.text_direction, code.text_direction, atol=1e-4)  # "Photo" and "a Photo" give different ΔT
 
 
 def _official_features(features: nn.Sequential, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -153,10 +186,42 @@ def test_lr_offset_reproduces_the_official_scheduler_first_order() -> None:
         for _ in range(201):  # train_CLIPstyler.py: for epoch in range(0, max_step + 1): scheduler.step(); ...; optimizer.step()
             sched.step()
             official.append(opt.param_groups[0]["lr"])
-    ours = [AUTHORS_CODE.lr * step_decay(AUTHORS_CODE)(i) for i in range(AUTHORS_CODE.steps)]
-    assert ours == pytest.approx(official, rel=1e-12)
-    assert official.index(2.5e-4) == 99 and official[-1] == 1.25e-4
+    loop = with_overrides(AUTHORS_CODE, steps=201)
+    assert [loop.lr * step_decay(loop)(i) for i in range(loop.steps)] == pytest.approx(official, rel=1e-12)
+    assert official.index(2.5e-4) == 99 and official[199:] == [1.25e-4, 1.25e-4]
     assert [PAPER.lr * step_decay(PAPER)(i) for i in (0, 99, 100, 199)] == pytest.approx([5e-4, 5e-4, 2.5e-4, 2.5e-4])
+
+
+def test_authors_code_steps_reproduce_the_image_the_official_loop_saves(parts) -> None:
+    """The official loop runs max_step + 1 iterations but saves f computed at the top of the last one: f after max_step updates."""
+    import warnings
+
+    clip, vgg, content = parts
+    steps = 5
+    hp = with_overrides(AUTHORS_CODE, patch_size=24, n_patches=4, lr_step=2, steps=steps)
+    loss = ClipStylerLoss(clip, vgg, content, "fire", hp)
+    torch.manual_seed(0)
+    net = StyleNet(ngf=8)
+    init = copy.deepcopy(net.state_dict())
+    torch.manual_seed(1)
+    opt = torch.optim.Adam(net.parameters(), lr=hp.lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=hp.lr_step, gamma=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for epoch in range(0, steps + 1):  # as train_CLIPstyler.py
+            sched.step()
+            target = net(content)
+            total = sum(loss(target).values())
+            if epoch == steps:  # epoch % 50 == 0 at epoch == max_step: the last saved image
+                saved = target.detach().clone()
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+    ours = StyleNet(ngf=8)
+    ours.load_state_dict(init)
+    result = train_clipstyler(ours, content, loss, progress=False, seed=1)
+    assert result.steps_done == steps and torch.allclose(result.output, saved, atol=1e-5)
+    assert not torch.allclose(net(content).detach(), saved, atol=1e-5)  # the 201st-style update moved f, but it is never saved
 
 
 def test_training_halves_lr_after_optimizer_and_resumes(parts, tmp_path) -> None:

@@ -10,7 +10,7 @@ from torch import nn
 
 from stylecore.adain import AdaINCode, adain_decoder, adain_vgg, adaptive_instance_norm, load_adain_decoder, load_adain_encoder
 from stylecore.clip_guidance import TINY_CLIP, load_clip
-from stylecore.fast_clipstyler import FAST_AUTHORS_CODE, FastClipStyler, load_fast_clipstyler, perspective_draws, train_fast_clipstyler
+from stylecore.fast_clipstyler import FAST_AUTHORS_CODE, FAST_PAPER, FAST_PRESETS, FastClipStyler, load_fast_clipstyler, perspective_draws, train_fast_clipstyler
 from stylecore.weights import WeightsUnavailableError
 
 # naoto0804/pytorch-AdaIN net.py (= CLIPstyler fast_stylenet.py): conv weights sit at these Sequential indices.
@@ -22,6 +22,22 @@ HP = replace(FAST_AUTHORS_CODE, crop_size=32, batch_size=2, n_draws=4)
 @pytest.fixture(scope="module")
 def clip():
     return load_clip(TINY_CLIP, weights="random")
+
+
+def test_fast_presets_hold_suppl_a_and_train_fast_values() -> None:
+    # Suppl. A: crop 224, batch 4, Adam lr 1×10⁻⁴, 16 perspective augmentations (N = 64), λ_d, λ_p, λ_c, λ_tv = 1, 10, 1, 1×10⁻⁴, τ 0.7;
+    # Sec. 5.1: 200 steps. train_fast.py: --glob_weight 1 --clip_weight 10 --content_weight 1 --tv_weight 1e-4 --lr 1e-4
+    # --lr_decay 5e-5 --max_iter 200 --batch_size 4 --crop_size 224 --thresh 0.7, range(16) draws, "a Photo", loss < thresh.
+    for hp in (FAST_PAPER, FAST_AUTHORS_CODE):
+        assert (hp.lambda_dir, hp.lambda_patch, hp.lambda_c, hp.lambda_tv) == (1, 10, 1, 1e-4)
+        assert (hp.lr, hp.steps, hp.batch_size, hp.crop_size, hp.n_draws, hp.tau) == (1e-4, 200, 4, 224, 16, 0.7)
+        assert hp.batch_size * hp.n_draws == 64  # "our total training patch number per iteration is N = 64"
+    assert (FAST_PAPER.strict_rejection, FAST_PAPER.source_text) == (False, "Photo")
+    assert (FAST_AUTHORS_CODE.strict_rejection, FAST_AUTHORS_CODE.source_text, FAST_AUTHORS_CODE.lr_decay) == (True, "a Photo", 5e-5)
+    differing = {k for k in FAST_PAPER.__dataclass_fields__ if getattr(FAST_PAPER, k) != getattr(FAST_AUTHORS_CODE, k)}
+    assert differing == {"strict_rejection", "source_text", "source"}
+    assert "Suppl. A" in FAST_PAPER.source and "Sec. 5.1" in FAST_PAPER.source and "train_fast.py" in FAST_AUTHORS_CODE.source
+    assert FAST_PRESETS == {"paper": FAST_PAPER, "authors_code": FAST_AUTHORS_CODE}
 
 
 def test_state_dict_keys_are_the_upstream_ones() -> None:

@@ -39,6 +39,16 @@ def test_summary_records_parameters_and_labelled_weights(summary) -> None:
     assert hp["content_layers"] == ["relu4_2", "relu5_2"] and hp["pooling"] == "max" and hp["preset"] == "authors_code"
     assert (hp["lr_offset"], hp["strict_rejection"], hp["ensemble"]) == (1, True, "unnormalised_mean")
     assert summary["prompt_ensembling"]["templates"] == 79 and summary["prompt_ensembling"]["cos_authors_vs_clip_paper"] < 1
+    assert hp["source_text"] == "a Photo"  # source_text="" keeps the preset's own t_src (official code)
+
+
+def test_paper_and_code_differences_are_shown(summary) -> None:
+    assert summary["paper_vs_code"] == {"lr_offset": [0, 1], "strict_rejection": [False, True], "source_text": ["Photo", "a Photo"]}
+    t_src = summary["t_src"]
+    assert (t_src["paper"], t_src["authors_code"]) == ("Photo", "a Photo") and t_src["cos_delta_T"] < 1 - 1e-6
+    assert t_src["L_dir"]["paper 'Photo'"] != t_src["L_dir"]["code 'a Photo'"]
+    rej = summary["rejection_at_tau"]  # τ set to one crop's own loss: Eq. 3 (≤) zeroes it, the code (<) keeps it
+    assert rej["crops_at_tau"] >= 1 and rej["zeroed_paper_le"] - rej["zeroed_code_lt"] == rej["crops_at_tau"]
 
 
 def test_figures_written(out, summary) -> None:
@@ -132,6 +142,8 @@ def test_fast_variant_loss_falls_with_the_official_schedule(out, summary) -> Non
     assert rec["clip_images_per_step"] == quick["fast_batch"] * (quick["fast_draws"] + 1)
     hp = rec["hyper_parameters"]
     assert (hp["lambda_c"], hp["lambda_patch"], hp["lambda_dir"], hp["lambda_tv"], hp["n_draws"]) == (1.0, 10.0, 1.0, 1e-4, 16)
+    assert rec["preset"] == "authors_code" and (hp["strict_rejection"], hp["source_text"]) == (True, "a Photo")  # train_fast.py
+    assert rec["paper_claims"]["forward_seconds_max"] == 0.5 and rec["forward_seconds"] > 0
     assert max(rec["hires_shape"][-2:]) > quick["image_size"] * 2
     img = Image.open(out / "fast_hires.png")
     assert (img.height, img.width) == tuple(rec["hires_shape"][-2:])

@@ -276,6 +276,23 @@ def test_a_failing_run_is_reported_with_its_cell_and_the_others_complete(tmp_pat
     assert [e["x"] for e in _ledger(ledger)[before:]] == [3.0]
 
 
+def test_a_relative_out_folder_receives_the_notebooks_outputs(tmp_path: Path) -> None:
+    """The kernel runs in the notebook's folder: a relative --out must still collect figures and summary.json."""
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("axes: {x: [1.0, 2.0]}\n")
+    before = sorted(p.name for p in FIXTURE.parent.iterdir())
+    proc = subprocess.run(_sweep_cmd(FIXTURE, "grid.yaml", "--out", "rel_out", "--workers", 1), capture_output=True, text=True,
+                          env=_env(), timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = load_sweep(tmp_path / "rel_out")
+    assert len(runs) == 2
+    for run in runs:
+        assert (run.folder / "summary.json").is_file() and (run.folder / "line.png").is_file(), sorted(p.name for p in run.folder.iterdir())
+        assert run.summary["experiments"]["line"]["value"] == pytest.approx(run.parameters["x"] * 2)  # x · y, y = 2 by default
+    assert sorted(p.name for p in FIXTURE.parent.iterdir()) == before  # nothing written beside the notebook
+    assert "experiments.line.value" in _csv(tmp_path / "rel_out" / "results.csv")[0]
+
+
 # --- Ray backend -------------------------------------------------------------------------------------
 
 def test_a_run_packed_on_a_node_and_unpacked_by_the_driver_matches_the_local_run(resumed: dict, tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ def execute_run(spec: dict[str, Any], notebook: Path, work_dir: Path) -> dict[st
     """
     import papermill as pm
 
+    work_dir = Path(work_dir).resolve()  # the kernel runs in another folder: a relative output_dir would land there
     work_dir.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "key": spec["key"], "label": spec["label"], "parameters": spec["parameters"], "notebook": spec["notebook_name"],

@@ -81,7 +81,8 @@ MAPPER_DEFAULTS: dict[str, tuple[Any, str]] = {
     "lr": (0.5, f"{_MAP} --learning_rate default 0.5 (with --optim_name default 'ranger')"),
     "batch_size": (2, f"{_MAP} --batch_size default 2"),
     "max_steps": (50000, f"{_MAP} --max_steps default 50000"),
-    "train_size": (5000, f"{_MAP} --train_dataset_size default 5000; mapper/training/coach.py draws w with truncation=0.7"),
+    "train_size": (5000, f"{_MAP} --train_dataset_size default 5000, 'used only if no latents are given' (--latents_train_path "
+                         "default train_faces.pt); then mapper/training/coach.py draws w from z with truncation=0.7"),
     "step_scale": (0.1, "mapper/training/coach.py: w_hat = w + 0.1 * self.net.mapper(w)"),
 }
 #: The paper's one exception (Sec. 5): the "Trump" mapper of its Fig. 9 used λ_L2 = 2, λ_ID = 0.
@@ -147,11 +148,11 @@ def optimize_latent(
     clip_input: ClipInput = "official",
     show_progress: bool = True,
 ) -> OptimizationResult:
-    """argmin_w D_CLIP(G(w), t) + λ_L2 ‖w − w_s‖² + λ_ID L_ID(w)  (Patashnik et al. 2021, Eq. 2).
+    """argmin_w D_CLIP(G(w), t) + λ_L2 ‖w − w_s‖² + λ_ID L_ID(w)  (Patashnik et al. 2021, Eq. 1; L_ID is Eq. 2).
 
     Adam on the W+ latent with :func:`cosine_lr`, fixed noise (``randomize_noise=False``).
     ``mode="free_generation"`` minimises D_CLIP alone (the script's second mode; start from w̄).
-    ‖·‖² is the plain sum of squares over all 18×512 entries, as in the script. Defaults: the
+    ‖·‖² is the plain sum of squares over all 18×512 entries, as in the script (the paper writes ‖w − w_s‖₂). Defaults: the
     script's argparse values (:data:`OPTIMIZATION_PRESETS` ``"script"``; λ_ID 0, the playground's 0.005).
     """
     if mode not in ("edit", "free_generation"):
@@ -232,10 +233,10 @@ class LevelsMapper(nn.Module):
 def mapper_loss(
     w: torch.Tensor, w_hat: torch.Tensor, clip_d: torch.Tensor, id_l: torch.Tensor | None, clip_lambda: float = 1.0, l2_lambda: float = 0.8, id_lambda: float = 0.1
 ) -> dict[str, torch.Tensor]:
-    """L(w) = λ_CLIP L_CLIP + λ_L2 ‖M_t(w)‖² + λ_ID L_ID (Patashnik et al. 2021, Eq. 4-5).
+    """L(w) = λ_CLIP L_CLIP + λ_L2 ‖M_t(w)‖ + λ_ID L_ID (Patashnik et al. 2021, Eqs. 4-5).
 
     Notes: as ``coach.py calc_loss``, the L2 term is ``MSELoss(w_hat, w)``: the *mean* of
-    (0.1·M_t(w))² over all entries, not the sum the paper's ‖·‖² suggests.
+    (0.1·M_t(w))² over all entries, not the norm ‖M_t(w)‖₂ the paper writes.
     """
     l2 = F.mse_loss(w_hat, w)
     idl = id_l if id_l is not None else torch.zeros((), device=w.device)

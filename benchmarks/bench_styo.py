@@ -59,7 +59,7 @@ def one(args: argparse.Namespace) -> dict[str, object]:
         unet = ldm.unet
         idx = content_token_indices(ldm.tokenizer, prompt_segments("stylised", n_s=3, n_c=1))
         with torch.no_grad():
-            ctx = torch.cat([ldm.encode_prompt(["", ""]), ldm.encode_prompt([build_prompt("source"), build_prompt("stylised", n_s=3)])])
+            ctx = torch.cat([ldm.encode_prompt(["", ""]), ldm.encode_prompt([build_prompt("source", n_s=3), build_prompt("stylised", n_s=3)])])
         z = torch.randn(4, 4, side, side, device=dev)
         control = FCCControl(indices=idx, pairs=[(2, 3)], active=args.mode == "sample_fcc")
 

@@ -30,11 +30,16 @@ __all__ = ["AttentionStore", "FCCControl", "InjectingAttnProcessor", "RecordingA
 
 @dataclass
 class FCCControl:
-    """What the injecting processors do now: copy columns ``indices`` of M from row ``src`` to row ``dst`` of each pair."""
+    """What the injecting processors do now: M_dst[..., indices] ← M_src[..., source_indices] for each (src, dst) row pair.
+
+    ``source_indices`` (default: ``indices``) are the same words' positions in the source prompt, for
+    prompts whose content tokens sit at other positions (e.g. key tokens of different lengths).
+    """
 
     indices: list[int] = field(default_factory=list)
     pairs: list[tuple[int, int]] = field(default_factory=list)  # (source row, stylised row) in the batch
     active: bool = False
+    source_indices: list[int] | None = None
 
 
 @dataclass
@@ -124,9 +129,10 @@ class InjectingAttnProcessor(RecordingAttnProcessor):
         if not ctl.active or not ctl.indices or not ctl.pairs:
             return probs
         idx = torch.as_tensor(ctl.indices, device=probs.device)
+        src_idx = idx if ctl.source_indices is None else torch.as_tensor(ctl.source_indices, device=probs.device)
         probs = probs.clone()
         for src, dst in ctl.pairs:
-            probs[dst, :, :, idx] = probs[src, :, :, idx]
+            probs[dst, :, :, idx] = probs[src, :, :, src_idx]
         return probs
 
 
@@ -170,20 +176,32 @@ def sample_styo(
     size: int = 512,
     store: AttentionStore | None = None,
     progress: bool = True,
+    source_indices: Sequence[int] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Generate the source and stylised branches from the same noise, with FCC when ``fcc``.
 
     Batch rows: [uncond, uncond, source, stylised]; classifier-free guidance
     ε = ε_∅ + g (ε_r − ε_∅) (Ho & Salimans 2022); DDIM steps with the model's scheduler config.
     Injection (rows 2 → 3, the conditional branches, as in prompt-to-prompt) runs during the first
-    ``inject_fraction`` · ``steps`` steps. Returns images (1, 3, size, size) in [0, 1] under
-    "source" and "stylised".
+    ``inject_fraction`` · ``steps`` steps. ``content_indices`` are positions in the stylised prompt,
+    ``source_indices`` (default: the same) those of the same words in the source prompt; the tokens
+    there must be equal (else ValueError), so a copied column always belongs to the same word.
+    Returns images (1, 3, size, size) in [0, 1] under "source" and "stylised".
     """
     if not 0.0 <= inject_fraction <= 1.0:
         raise ValueError(f"inject_fraction must be in [0, 1], got {inject_fraction}")
     f = ldm.latent_factor
     if size % f:
         raise ValueError(f"size must be a multiple of {f} (the VAE's downsampling), got {size}")
+    src_positions = list(content_indices if source_indices is None else source_indices)
+    if fcc and inject_fraction > 0:
+        ids = ldm.tokenize([source_prompt, stylised_prompt])  # (2, 77)
+        idx, src_idx = torch.as_tensor(list(content_indices), dtype=torch.long), torch.as_tensor(src_positions, dtype=torch.long)
+        bad = len(idx) != len(src_idx) or any(len(i) and (i.min() < 0 or i.max() >= ids.shape[1]) for i in (idx, src_idx))
+        if bad or not torch.equal(ids[0, src_idx], ids[1, idx]):
+            raise ValueError("FCC copies each content token's attention column from the source branch, so both prompts must hold "
+                             "the same content words: pass source_indices=content_token_indices(tokenizer, prompt_segments('source', ...)) "
+                             "when they sit at other positions in the source prompt")
     dtype = next(unet.parameters()).dtype
     context = torch.cat([ldm.encode_prompt(["", ""]), ldm.encode_prompt([source_prompt, stylised_prompt])]).to(dtype)
     gen = torch.Generator().manual_seed(seed)
@@ -191,7 +209,7 @@ def sample_styo(
     scheduler = ldm.ddim_scheduler()
     scheduler.set_timesteps(steps)
     z = z * scheduler.init_noise_sigma
-    control = FCCControl(indices=list(content_indices), pairs=[(2, 3)])
+    control = FCCControl(indices=list(content_indices), pairs=[(2, 3)], source_indices=src_positions)
     n_inject = int(round(inject_fraction * steps)) if fcc else 0
     with fcc_processors(unet, control, store):
         for i, t in enumerate(tqdm(scheduler.timesteps, desc="sampling", disable=not progress)):

@@ -24,6 +24,7 @@ __all__ = [
     "GLOBAL_DEFAULTS",
     "active_channels",
     "apply_direction",
+    "beta_for_channels",
     "channel_relevance",
     "global_direction",
     "manipulated_layers",
@@ -32,15 +33,24 @@ __all__ = [
     "text_direction",
 ]
 
-#: value, source.
+_GD = "global_directions/"  # orpatashnik/StyleCLIP (TensorFlow version; global_torch/ has the same values)
+
+#: value, source. The paper (Sec. 6) fixes only the relevance estimate (100 image pairs, ±5σ); it
+#: leaves α and β to the user, and Suppl. C ("Video") gives the starting values of its interactive tool.
 GLOBAL_DEFAULTS = {
-    "stats_samples": (100_000, "GetCode.py num_img (S mean/std)"),
-    "stats_truncation": (0.7, "GetCode.py truncation_psi, truncation_cutoff 8"),
-    "relevance_images": (100, "SingleChannel.py num_images"),
-    "relevance_sigma": (5.0, "SingleChannel.py M.alpha=[-5, 5] (×σ of the channel)"),
-    "beta": (0.15, "StyleCLIP_global.ipynb (paper: β ∈ [0.08, 0.3])"),
-    "alpha": (4.1, "StyleCLIP_global.ipynb"),
+    "stats_samples": (100_000, f"{_GD}GetCode.py num_img=100_000 (S mean/std)"),
+    "stats_truncation": (0.7, f"{_GD}GetCode.py truncation_psi=0.7, truncation_cutoff=8"),
+    "relevance_images": (100, f"paper Sec. 6 ('we use 100 image pairs') and {_GD}SingleChannel.py num_images=100"),
+    "relevance_sigma": (5.0, f"paper Sec. 6 (perturbation magnitude α = 5, ×σ of the channel) and {_GD}SingleChannel.py M.alpha=[-5,5]"),
+    "relevance_max_layer": (16, f"{_GD}SingleChannel.py select=np.array(M.mindexs)<=16 ('below or equal to 128 resolution')"),
+    "beta": (0.15, "notebooks/StyleCLIP_global.ipynb beta = 0.15 (slider 0.08-0.3); GUI.py slider 0.08-0.4"),
+    "alpha": (4.1, "notebooks/StyleCLIP_global.ipynb alpha = 4.1 (slider -10..10); GUI.py slider -15..25"),
+    "alpha_initial": (3.0, f"paper Suppl. C: real faces start at α = 3; {_GD}Inference.py SetInitP M.alpha=[3]"),
+    "k_channels": (20, f"paper Suppl. C: β chosen so that k = 20 channels are active (real faces; 100 for cars and cats); "
+                       f"{_GD}Inference.py c_threshold=20 for ffhq, else 100"),
 }
+#: The β grid :func:`beta_for_channels` searches: ``np.arange(0.1, 0.3, 0.01)`` of ``Inference.py GetDt2``.
+INFERENCE_BETAS = tuple(round(0.1 + 0.01 * i, 2) for i in range(20))
 
 
 def manipulated_layers(generator: Generator) -> list[int]:
@@ -167,6 +177,30 @@ def active_channels(relevance: torch.Tensor, delta_t: torch.Tensor, betas: Seque
     """Number of channels with |fs3 · Δt| ≥ β, for each β (the disentanglement-threshold curve)."""
     r = (relevance @ delta_t).abs()
     return [int(((r >= b) & (r > 0)).sum()) for b in betas]
+
+
+def beta_for_channels(relevance: torch.Tensor, delta_t: torch.Tensor, k: int = 20, betas: Sequence[float] | None = INFERENCE_BETAS) -> float:
+    """The disentanglement threshold β at which about k channels are active (paper Suppl. C).
+
+    ``betas`` given (default :data:`INFERENCE_BETAS`): the official rule of ``Inference.py GetDt2`` —
+    the largest β of the grid that keeps *more than* k channels, or the grid's first β (0.1 there)
+    when none does. ``betas=None``: the exact threshold, the k-th largest |r_c| (exactly k channels
+    pass |r_c| ≥ β when there are no ties; 0 when fewer than k channels have a relevance).
+    Shapes: relevance (N, D), delta_t (D,).
+    """
+    if k < 0:
+        raise ValueError(f"k must be a channel count ≥ 0, got {k}")
+    r = (relevance @ delta_t).abs()
+    r = r[r > 0]  # channels without a relevance row never count (see global_direction)
+    if betas is None:
+        return float(torch.topk(r, k).values[-1]) if 0 < k <= r.numel() else 0.0
+    betas = [float(b) for b in betas]
+    if not betas:
+        raise ValueError("betas must hold at least one threshold, e.g. INFERENCE_BETAS")
+    grid = torch.tensor(betas, dtype=r.dtype)
+    counts = r.numel() - torch.searchsorted(torch.sort(r).values, grid)  # |{c: r_c ≥ β}| for each β
+    ok = (counts > k).nonzero()
+    return betas[int(ok[-1, 0])] if ok.numel() else betas[0]
 
 
 def apply_direction(generator: Generator, s: Sequence[torch.Tensor], delta_flat: torch.Tensor, alpha: float) -> list[torch.Tensor]:

@@ -28,7 +28,9 @@ from .stylegan2 import EqualLinear, Generator, PixelNorm
 
 __all__ = [
     "MAPPER_DEFAULTS",
+    "MAPPER_TRUMP",
     "OPTIMIZATION_DEFAULTS",
+    "OPTIMIZATION_PRESETS",
     "LevelsMapper",
     "MapperTraining",
     "clip_distance",
@@ -40,27 +42,53 @@ __all__ = [
 
 ClipInput = Literal["official", "normalized"]
 
-#: Latent optimisation (Sec. 4). value, source. The paper's λ_ID is used for edits; the
-#: script's default is 0 (``--id_lambda 0.000``), its README suggests tuning λ_L2 per edit.
-OPTIMIZATION_DEFAULTS: dict[str, tuple[Any, str]] = {
-    "lr": (0.1, "run_optimization.py --lr"),
-    "steps": (300, "run_optimization.py --step"),
-    "lr_rampup": (0.05, "run_optimization.py get_lr(rampup=0.05)"),
-    "lr_rampdown": (0.25, "run_optimization.py get_lr(rampdown=0.25)"),
-    "l2_lambda": (0.008, "paper Sec. 4 and run_optimization.py --l2_lambda"),
-    "id_lambda": (0.005, "paper Sec. 4 (run_optimization.py default: 0.000)"),
-    "truncation": (0.7, "run_optimization.py --truncation (initial latent only)"),
+#: Where the official values live (orpatashnik/StyleCLIP, the commit "global torch", f87a47f).
+_OPT = "optimization/run_optimization.py"
+_PLAY = "notebooks/optimization_playground.ipynb"
+_MAP = "mapper/options/train_options.py"
+
+#: Latent optimisation (Sec. 4), two official sets: the script's argparse defaults and the values the
+#: playground notebook fills in. value, source. The paper (Sec. 4) gives no single λ_L2 or λ_ID: "the values
+#: of λ_L2 and λ_ID depend on the nature of the desired edit" (per-edit values only inside its Fig. 3) and
+#: "200-300 iterations"; the README: "It is recommended to adjust the --l2_lambda according to the desired edit".
+OPTIMIZATION_PRESETS: dict[str, dict[str, tuple[Any, str]]] = {
+    "script": {
+        "lr": (0.1, f"{_OPT} --lr default 0.1"),
+        "steps": (300, f"{_OPT} --step default 300 (paper Sec. 4: 200-300 iterations)"),
+        "lr_rampup": (0.05, f"{_OPT} --lr_rampup default 0.05, get_lr(rampup=0.05)"),
+        "lr_rampdown": (0.25, f"{_OPT} get_lr(rampdown=0.25)"),
+        "l2_lambda": (0.008, f"{_OPT} --l2_lambda default 0.008 (paper Sec. 4: no single value)"),
+        "id_lambda": (0.0, f"{_OPT} --id_lambda default 0.000 (paper Sec. 4: no single value)"),
+        "truncation": (0.7, f"{_OPT} --truncation default 0.7 (initial latent only)"),
+    },
+    "playground": {
+        "lr": (0.1, f"{_PLAY} runs {_OPT} with its --lr default 0.1"),
+        "steps": (40, f"{_PLAY} optimization_steps = 40"),
+        "lr_rampup": (0.05, f"{_PLAY} runs {_OPT} with its --lr_rampup default 0.05"),
+        "lr_rampdown": (0.25, f"{_OPT} get_lr(rampdown=0.25)"),
+        "l2_lambda": (0.008, f"{_PLAY} l2_lambda = 0.008"),
+        "id_lambda": (0.005, f"{_PLAY} id_lambda = 0.005"),
+        "truncation": (0.7, f"{_PLAY} runs {_OPT} with its --truncation default 0.7"),
+    },
 }
-#: Latent mapper (Sec. 5). value, source (mapper/options/train_options.py unless said).
+#: The script's set, which :func:`optimize_latent`'s defaults follow.
+OPTIMIZATION_DEFAULTS = OPTIMIZATION_PRESETS["script"]
+#: Latent mapper (Sec. 5). value, source.
 MAPPER_DEFAULTS: dict[str, tuple[Any, str]] = {
-    "l2_lambda": (0.8, "paper Sec. 5 and --latent_l2_lambda"),
-    "id_lambda": (0.1, "paper Sec. 5 and --id_lambda"),
-    "clip_lambda": (1.0, "--clip_lambda"),
-    "lr": (0.5, "--learning_rate (with the Ranger optimiser)"),
-    "batch_size": (2, "--batch_size"),
-    "max_steps": (50000, "--max_steps"),
-    "train_size": (5000, "--train_dataset_size (w from z with truncation 0.7)"),
-    "step_scale": (0.1, "coach.py: w_hat = w + 0.1 · mapper(w)"),
+    "l2_lambda": (0.8, f"paper Sec. 5 (λ_L2 = 0.8) and {_MAP} --latent_l2_lambda default 0.8"),
+    "id_lambda": (0.1, f"paper Sec. 5 (λ_ID = 0.1) and {_MAP} --id_lambda default 0.1"),
+    "clip_lambda": (1.0, f"{_MAP} --clip_lambda default 1.0"),
+    "lr": (0.5, f"{_MAP} --learning_rate default 0.5 (with --optim_name default 'ranger')"),
+    "batch_size": (2, f"{_MAP} --batch_size default 2"),
+    "max_steps": (50000, f"{_MAP} --max_steps default 50000"),
+    "train_size": (5000, f"{_MAP} --train_dataset_size default 5000, 'used only if no latents are given' (--latents_train_path "
+                         "default train_faces.pt); then mapper/training/coach.py draws w from z with truncation=0.7"),
+    "step_scale": (0.1, "mapper/training/coach.py: w_hat = w + 0.1 * self.net.mapper(w)"),
+}
+#: The paper's one exception (Sec. 5): the "Trump" mapper of its Fig. 9 used λ_L2 = 2, λ_ID = 0.
+MAPPER_TRUMP: dict[str, tuple[Any, str]] = {
+    "l2_lambda": (2.0, "paper Sec. 5: the 'Trump' manipulation in Figure 9 uses λ_L2 = 2"),
+    "id_lambda": (0.0, "paper Sec. 5: the 'Trump' manipulation in Figure 9 uses λ_ID = 0"),
 }
 
 
@@ -114,17 +142,18 @@ def optimize_latent(
     steps: int = 300,
     lr: float = 0.1,
     l2_lambda: float = 0.008,
-    id_lambda: float = 0.005,
+    id_lambda: float = 0.0,
     id_net: IRSE50 | None = None,
     mode: Literal["edit", "free_generation"] = "edit",
     clip_input: ClipInput = "official",
     show_progress: bool = True,
 ) -> OptimizationResult:
-    """argmin_w D_CLIP(G(w), t) + λ_L2 ‖w − w_s‖² + λ_ID L_ID(w)  (Patashnik et al. 2021, Eq. 2).
+    """argmin_w D_CLIP(G(w), t) + λ_L2 ‖w − w_s‖² + λ_ID L_ID(w)  (Patashnik et al. 2021, Eq. 1; L_ID is Eq. 2).
 
     Adam on the W+ latent with :func:`cosine_lr`, fixed noise (``randomize_noise=False``).
     ``mode="free_generation"`` minimises D_CLIP alone (the script's second mode; start from w̄).
-    ‖·‖² is the plain sum of squares over all 18×512 entries, as in the script.
+    ‖·‖² is the plain sum of squares over all 18×512 entries, as in the script (the paper writes ‖w − w_s‖₂). Defaults: the
+    script's argparse values (:data:`OPTIMIZATION_PRESETS` ``"script"``; λ_ID 0, the playground's 0.005).
     """
     if mode not in ("edit", "free_generation"):
         raise ValueError(f"mode must be 'edit' or 'free_generation', got {mode!r}")
@@ -204,10 +233,10 @@ class LevelsMapper(nn.Module):
 def mapper_loss(
     w: torch.Tensor, w_hat: torch.Tensor, clip_d: torch.Tensor, id_l: torch.Tensor | None, clip_lambda: float = 1.0, l2_lambda: float = 0.8, id_lambda: float = 0.1
 ) -> dict[str, torch.Tensor]:
-    """L(w) = λ_CLIP L_CLIP + λ_L2 ‖M_t(w)‖² + λ_ID L_ID (Patashnik et al. 2021, Eq. 4-5).
+    """L(w) = λ_CLIP L_CLIP + λ_L2 ‖M_t(w)‖ + λ_ID L_ID (Patashnik et al. 2021, Eqs. 4-5).
 
     Notes: as ``coach.py calc_loss``, the L2 term is ``MSELoss(w_hat, w)``: the *mean* of
-    (0.1·M_t(w))² over all entries, not the sum the paper's ‖·‖² suggests.
+    (0.1·M_t(w))² over all entries, not the norm ‖M_t(w)‖₂ the paper writes.
     """
     l2 = F.mse_loss(w_hat, w)
     idl = id_l if id_l is not None else torch.zeros((), device=w.device)

@@ -8,15 +8,16 @@ makes each identifier contrastive. The model θ is fine-tuned on three (image, p
     target x_tgt ↔ "a drawing with S_tgt not S_src style of C_tgt not C_src portrait"
     aux    x_aux ↔ "a drawing with S_src not S_tgt style of portrait"
 
-with the sum of their denoising losses (paper Eq. 1/4, the LDM loss ‖ε − ε_θ(z_t, t, r)‖² per kind).
+with the sum of their denoising losses (the LDM loss ‖ε − ε_θ(z_t, t, r)‖² per kind).
 At inference the identifiers are recombined,
 "a drawing with S_tgt not S_src style of C_src not C_tgt portrait", and the augmented prompt
 repeats the style pair n_s times and the content pair n_c times. The cross-attention control of
 the Fine-grained Content Controller lives in :mod:`stylecore.fcc`.
 
-Notes: the paper has no official code; this module is written from the paper's text. The
-assignment of the four key tokens to S_src/S_tgt/C_src/C_tgt is ours (the paper lists the tokens), and so
-is the spelling of the augmented prompt (each pair repeated back to back).
+Sources: the paper's full text could not be read from this project's workplace (only its arXiv
+abstract) and the authors released no code. Every setting comes from :data:`SETTINGS`, each with
+where it was read: the Pseudo-Lab review of arXiv v2 (:data:`REVIEW`), the project's issue text, or
+"not stated in any reachable source" (then the value is ours, and says so).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ __all__ = [
     "IDLConfig",
     "Identifiers",
     "PromptKind",
+    "REVIEW",
+    "SETTINGS",
     "build_prompt",
     "content_token_indices",
     "eval_denoising_loss",
@@ -51,16 +54,52 @@ __all__ = [
 PromptKind = str  # "source" | "target" | "aux" | "stylised"
 KINDS = ("source", "target", "aux", "stylised")
 
+#: The one detailed reachable account of the method: a review of arXiv 2303.03231v2 (7 Mar 2023).
+REVIEW = ("Pseudo-Lab review of arXiv 2303.03231v2 (S. Ji, last updated 6 Aug 2023; "
+          "https://pseudo-lab.github.io/pseudodiffusers/docs/review/StyO.html, github.com/Pseudo-Lab/pseudodiffusers book/docs/review/StyO.md)")
+ISSUE = "the project's issue text (no paper section it quotes could be checked)"
+NOT_STATED = "not stated in any reachable source"
+
+#: value, source. The review's section names: "3.2 Framework of StyO" (IDL, FCC), "4. Experiments" (Implementation Details).
+SETTINGS: dict[str, tuple[Any, str]] = {
+    "key_tokens": (("ak47", "aug", "sks", "m4a1"), f"{REVIEW}, Implementation Details: key prompt 'ak47', 'aug', 'sks', 'm4a1'"),
+    "key_roles": (("S_src", "S_tgt", "C_src", "C_tgt"), f"{NOT_STATED}: which token names which identifier is our assignment, in the listed order"),
+    "negator": ("not", f"{REVIEW}, IDL: negator 'e.g. not, without, except'"),
+    "source_prompt": ("a drawing with S_src not S_tgt style of C_src not C_tgt portrait", f"{REVIEW}, IDL"),
+    "target_prompt": ("a drawing with S_tgt not S_src style of C_tgt not C_src portrait",
+                      f"{ISSUE}; the review only says the target image is trained 'the other way round'"),
+    "aux_prompt": ("a drawing with S_src not S_tgt style of portrait", f"{REVIEW}, IDL"),
+    "aux_set": (200, f"{REVIEW}, IDL: X_aux, 200 images sampled at random from FFHQ"),
+    "stylised_prompt": ("a drawing with S_tgt not S_src style of C_src not C_tgt portrait", f"{REVIEW}, IDL (recombination)"),
+    "content_tokens": (("C_src", "not", "C_tgt", "portrait"), f"{REVIEW}, FCC 1 (cross attention control): content index"),
+    "augmented_prompt": ("a drawing with (S_src not S_tgt)·n_s style of (C_src not C_tgt)·n_c portrait",
+                         f"{REVIEW}, FCC 2 (augmented text prompt): used at training time for the source image, the target's reversed"),
+    "augmented_aux": (False, f"{NOT_STATED}: whether the aux prompt's style pair is repeated too (here: not)"),
+    "n_s": (3, f"{REVIEW}, Implementation Details: n_s 3 (FCC 2: values ≤ 3 recommended)"),
+    "n_c": (1, f"{REVIEW}, Implementation Details: n_c 1 (FCC 2: values ≤ 3 recommended)"),
+    "optimizer": ("Adam", f"{REVIEW}, Implementation Details"),
+    "lr": (1e-6, f"{REVIEW}, Implementation Details: learning rate 1e-6"),
+    "steps": (400, f"{REVIEW}, Implementation Details: train step 400"),
+    "base_model": ("LDM trained on LAION-5B", f"{REVIEW}, Implementation Details: pretrained LDM checkpoint (LAION-5B); the checkpoint: {NOT_STATED}"),
+    "others": ("as the LDM", f"{REVIEW}, Implementation Details: 'the rest as in LDM'"),
+    "time_per_style": ("about 10 minutes on one GPU", f"{REVIEW}, 5. Conclusion (a limitation)"),
+    "tuned_parameters": ("UNet", f"{NOT_STATED}: here the UNet only, VAE and text encoder frozen"),
+    "inject_fraction": (0.8, f"{NOT_STATED}; 0.8 is prompt-to-prompt's example cross_replace_steps=.8"),
+    "image_size": (512, f"{NOT_STATED}; Stable Diffusion 1.x's resolution"),
+    "sample_steps": (50, f"{NOT_STATED}; diffusers StableDiffusionPipeline num_inference_steps default 50"),
+    "guidance": (7.5, f"{NOT_STATED}; diffusers StableDiffusionPipeline guidance_scale default 7.5"),
+}
+
 
 @dataclass(frozen=True)
 class Identifiers:
-    """The key tokens and the negator (the paper's IDL: rare tokens "ak47", "aug", "sks", "m4a1"; negator "not")."""
+    """The key tokens and the negator (:data:`SETTINGS` ``key_tokens``, ``key_roles``, ``negator``)."""
 
     style_src: str = "ak47"
     style_tgt: str = "aug"
     content_src: str = "sks"
     content_tgt: str = "m4a1"
-    negator: str | None = "not"  # None: positive-only prompts (the paper's Fig. 4 ablation); "without", "except" also work
+    negator: str | None = "not"  # None: positive-only prompts (the Fig. 4 ablation in the review); "without", "except" also work (the review)
 
     def __post_init__(self) -> None:
         keys = (self.style_src, self.style_tgt, self.content_src, self.content_tgt)
@@ -96,9 +135,13 @@ def build_prompt(kind: PromptKind, ids: Identifiers = Identifiers(), n_s: int = 
     return " ".join(text for text, _ in prompt_segments(kind, ids, n_s, n_c))
 
 
-def idl_prompts(ids: Identifiers = Identifiers()) -> dict[str, str]:
-    """The three IDL training prompts (source, target, aux) and the recombined inference prompt."""
-    return {kind: build_prompt(kind, ids) for kind in KINDS}
+def idl_prompts(ids: Identifiers = Identifiers(), n_s: int = 1, n_c: int = 1) -> dict[str, str]:
+    """The three IDL training prompts (source, target, aux) and the recombined inference prompt.
+
+    n_s, n_c > 1: the augmented forms (the review of arXiv v2 uses them at training time for the
+    source and, reversed, the target image). The aux prompt stays as written (:data:`SETTINGS` ``augmented_aux``).
+    """
+    return {kind: build_prompt(kind, ids, *((1, 1) if kind == "aux" else (n_s, n_c))) for kind in KINDS}
 
 
 def content_token_indices(tokenizer: Any, segments: Sequence[tuple[str, str]], role: str = "content") -> list[int]:
@@ -125,11 +168,17 @@ def content_token_indices(tokenizer: Any, segments: Sequence[tuple[str, str]], r
 
 @dataclass(frozen=True)
 class IDLConfig:
-    """IDL fine-tuning settings; defaults are the paper's implementation details (Adam, lr 1e-6, 400 steps)."""
+    """IDL fine-tuning settings: Adam, lr 1e-6, 400 steps (:data:`SETTINGS`, from the review of arXiv v2).
+
+    ``n_s``, ``n_c``: repetitions in the *training* prompts (1: the plain prompts; the review: the
+    augmented prompt, n_s 3, n_c 1, is what the source and target images are trained with).
+    """
 
     steps: int = 400
     lr: float = 1e-6
     use_aux: bool = True  # False: the "w/o auxiliary set" ablation (Fig. 4)
+    n_s: int = 1
+    n_c: int = 1
     checkpoint_every: int = 50
     seed: int = 0
 
@@ -170,7 +219,7 @@ def train_idl(
 ) -> tuple[nn.Module, dict[str, list[float]]]:
     """Fine-tune a copy of ``ldm.unet`` with the IDL triple loss; returns (tuned UNet, loss history).
 
-    L = L_src + L_tgt + L_aux (paper Eq. 4), one image of each kind per step (the aux image drawn
+    L = L_src + L_tgt + L_aux (the review's "Full Loss"), one image of each kind per step (the aux image drawn
     at random from ``aux``). Images are (1, 3, H, W) in [0, 1]. With ``folder`` the run writes a
     checkpoint (UNet, Adam state, RNG state, history) every ``config.checkpoint_every`` steps,
     atomically, and a later call with the same inputs resumes from it and ends bit-for-bit where an
@@ -180,8 +229,8 @@ def train_idl(
     Notes: only the UNet is tuned (VAE and text encoder frozen), in fp32.
     """
     if config.use_aux and not aux:
-        raise ValueError("use_aux=True needs at least one auxiliary image (paper: 200 FFHQ faces); pass aux images or set use_aux=False")
-    prompts = idl_prompts(ids)
+        raise ValueError("use_aux=True needs at least one auxiliary image (the review of arXiv v2: 200 random FFHQ faces); pass aux images or set use_aux=False")
+    prompts = idl_prompts(ids, config.n_s, config.n_c)
     kinds = ["source", "target"] + (["aux"] if config.use_aux else [])
     device = ldm.device
     unet = type(ldm.unet).from_config(ldm.unet.config)  # a fresh copy (faster than deepcopy), then the weights
@@ -217,7 +266,7 @@ def train_idl(
             pick = int(torch.randint(0, len(aux_stats), (1,), generator=gen))
             z0.append(_sample_latents(aux_stats[pick], gen))
         losses = idl_losses(unet, scheduler, torch.cat(z0), context, gen)
-        loss = losses.sum()  # Eq. 4: L_src + L_tgt + L_aux
+        loss = losses.sum()  # L_src + L_tgt + L_aux
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -109,3 +109,20 @@ def test_fcc_changes_the_stylised_branch_and_records_injected_maps(ldm) -> None:
     assert maps.shape == (8, 8, 77)
     with pytest.raises(ValueError, match="inject_fraction"):
         sample_styo(ldm, ldm.unet, src, sty, idx, inject_fraction=1.5, **kw)
+
+
+def test_fcc_copies_each_content_word_from_its_own_position_in_the_source(ldm) -> None:
+    """Prompts whose content tokens sit elsewhere (augmented vs plain; positive-only keys of different lengths)."""
+    sty_segs = prompt_segments("stylised", n_s=3, n_c=1)
+    idx = content_token_indices(ldm.tokenizer, sty_segs)
+    src_idx = content_token_indices(ldm.tokenizer, prompt_segments("source"))
+    assert idx != src_idx and len(idx) == len(src_idx)
+    kw = dict(steps=2, size=64, seed=3, progress=False, fcc=True, inject_fraction=1.0)
+    with pytest.raises(ValueError, match="source_indices"):  # the plain source prompt has other tokens at the stylised positions
+        sample_styo(ldm, ldm.unet, build_prompt("source"), build_prompt("stylised", n_s=3, n_c=1), idx, **kw)
+    store = AttentionStore()
+    sample_styo(ldm, ldm.unet, build_prompt("source"), build_prompt("stylised", n_s=3, n_c=1), idx, store=store, source_indices=src_idx, **kw)
+    torch.testing.assert_close(store.maps(row=3)[..., idx], store.maps(row=2)[..., src_idx])  # word by word
+    with pytest.raises(ValueError, match="source_indices"):  # same count, wrong words
+        sample_styo(ldm, ldm.unet, build_prompt("source"), build_prompt("stylised", n_s=3, n_c=1), idx, source_indices=[i - 1 for i in src_idx], **kw)
+    sample_styo(ldm, ldm.unet, build_prompt("source"), build_prompt("stylised", n_s=3, n_c=1), idx, steps=2, size=64, fcc=False, progress=False)  # no copy, no check

@@ -11,7 +11,10 @@ import torch.nn.functional as F
 
 from stylecore.clip_guidance import TINY_CLIP, load_clip
 from stylecore.global_directions import (
+    GLOBAL_DEFAULTS,
+    INFERENCE_BETAS,
     active_channels,
+    beta_for_channels,
     apply_direction,
     channel_relevance,
     flat_std,
@@ -21,7 +24,19 @@ from stylecore.global_directions import (
     stylespace_stats,
     text_direction,
 )
-from stylecore.styleclip import LevelsMapper, MapperTraining, clip_distance, cosine_lr, mapper_loss, optimize_latent, train_mapper
+from stylecore.styleclip import (
+    MAPPER_DEFAULTS,
+    MAPPER_TRUMP,
+    OPTIMIZATION_DEFAULTS,
+    OPTIMIZATION_PRESETS,
+    LevelsMapper,
+    MapperTraining,
+    clip_distance,
+    cosine_lr,
+    mapper_loss,
+    optimize_latent,
+    train_mapper,
+)
 from stylecore.stylegan2 import load_stylegan2
 
 
@@ -230,3 +245,76 @@ def test_channel_relevance_naive_and_cache(gan, guide, tmp_path) -> None:
     assert torch.allclose(again[offsets[sub[1]] :], fs3[offsets[sub[1]] :], atol=1e-5)
     with pytest.raises(ValueError, match="toRGB"):
         channel_relevance(g, guide, codes, mean, std, layers=[1])
+
+
+# --- hyper-parameters and their sources -------------------------------------------------------
+# The official defaults as read in orpatashnik/StyleCLIP (optimization/run_optimization.py argparse,
+# notebooks/optimization_playground.ipynb, mapper/options/train_options.py, global_directions/*.py).
+OFFICIAL_SCRIPT = {"lr": 0.1, "steps": 300, "lr_rampup": 0.05, "lr_rampdown": 0.25, "l2_lambda": 0.008, "id_lambda": 0.0, "truncation": 0.7}
+OFFICIAL_PLAYGROUND = {"steps": 40, "l2_lambda": 0.008, "id_lambda": 0.005}
+OFFICIAL_MAPPER = {"l2_lambda": 0.8, "id_lambda": 0.1, "clip_lambda": 1.0, "lr": 0.5, "batch_size": 2, "max_steps": 50000, "train_size": 5000, "step_scale": 0.1}
+
+
+def _quoted_number(source: str, value: object) -> bool:
+    """Whether the source string quotes the value (as 0.000, 100_000, [-5,5] or 0.1 are written there)."""
+    import re
+
+    numbers = [float(x.replace("_", "")) for x in re.findall(r"-?\d[\d_]*\.?\d*", source)]
+    return float(value) in numbers or -float(value) in numbers
+
+
+def test_presets_equal_the_official_defaults_and_quote_them() -> None:
+    script, play = OPTIMIZATION_PRESETS["script"], OPTIMIZATION_PRESETS["playground"]
+    assert OPTIMIZATION_DEFAULTS is script
+    assert {k: v for k, (v, _) in script.items()} == OFFICIAL_SCRIPT
+    assert {k: play[k][0] for k in OFFICIAL_PLAYGROUND} == OFFICIAL_PLAYGROUND
+    assert {k: v for k, (v, _) in MAPPER_DEFAULTS.items()} == OFFICIAL_MAPPER
+    assert {k: v for k, (v, _) in MAPPER_TRUMP.items()} == {"l2_lambda": 2.0, "id_lambda": 0.0}
+    for table in (script, play, MAPPER_DEFAULTS, MAPPER_TRUMP, GLOBAL_DEFAULTS):
+        for name, (value, source) in table.items():
+            assert ("paper" in source or ".py" in source or ".ipynb" in source), name
+            assert _quoted_number(source, value), (name, value, source)
+    assert "optimization/run_optimization.py --id_lambda default 0.000" in script["id_lambda"][1]
+    assert "Suppl. C" in GLOBAL_DEFAULTS["k_channels"][1] and GLOBAL_DEFAULTS["k_channels"][0] == 20
+    assert GLOBAL_DEFAULTS["alpha_initial"][0] == 3.0 and GLOBAL_DEFAULTS["relevance_sigma"][0] == 5.0
+
+
+def test_function_defaults_follow_the_presets() -> None:
+    import inspect
+
+    sig = inspect.signature(optimize_latent).parameters
+    for name in ("steps", "lr", "l2_lambda", "id_lambda"):
+        assert sig[name].default == OPTIMIZATION_DEFAULTS[name][0], name
+    cfg = MapperTraining()
+    assert (cfg.steps, cfg.batch_size, cfg.lr, cfg.clip_lambda, cfg.l2_lambda, cfg.id_lambda) == tuple(
+        MAPPER_DEFAULTS[k][0] for k in ("max_steps", "batch_size", "lr", "clip_lambda", "l2_lambda", "id_lambda"))
+    assert INFERENCE_BETAS[0] == 0.1 and INFERENCE_BETAS[-1] == 0.29 and len(INFERENCE_BETAS) == 20  # np.arange(0.1, 0.3, 0.01)
+
+
+def _beta_naive(fs3: torch.Tensor, dt: torch.Tensor, k: int, betas) -> float:
+    """Inference.py GetDt2, written as it is: count per β, keep those with more than k, take the last."""
+    num_cs = [global_direction(fs3, dt, torch.ones(fs3.shape[0]), b)[1] for b in betas]
+    select = [b for b, n in zip(betas, num_cs) if n > k]
+    return select[-1] if select else betas[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beta_for_k_channels_matches_the_official_loop(seed) -> None:
+    g = torch.Generator().manual_seed(seed)
+    fs3 = F.normalize(torch.randn(3000, 16, generator=g), dim=-1)
+    fs3[:100] = 0  # layers without a relevance row
+    dt = F.normalize(torch.randn(16, generator=g), dim=0)
+    for k in (0, 5, 20, 100, 400, 2900, 5000):
+        beta = beta_for_channels(fs3, dt, k)
+        assert beta == pytest.approx(_beta_naive(fs3, dt, k, INFERENCE_BETAS)), k
+        if beta != INFERENCE_BETAS[0]:  # the rule's meaning: > k channels at β, ≤ k at the next grid step
+            nxt = INFERENCE_BETAS[INFERENCE_BETAS.index(beta) + 1] if beta != INFERENCE_BETAS[-1] else None
+            assert active_channels(fs3, dt, [beta])[0] > k
+            assert nxt is None or active_channels(fs3, dt, [nxt])[0] <= k
+        exact = beta_for_channels(fs3, dt, k, betas=None)
+        if 0 < k <= 2900:
+            assert active_channels(fs3, dt, [exact])[0] == k and active_channels(fs3, dt, [exact + 1e-6])[0] == k - 1
+        else:
+            assert exact == 0.0
+    with pytest.raises(ValueError, match="k must"):
+        beta_for_channels(fs3, dt, -1)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stylecore.diffusion import build_components, ldm_from_components
-from stylecore.styo import IDLConfig, Identifiers, build_prompt, content_token_indices, eval_denoising_loss, idl_prompts, prompt_segments, train_idl
+from stylecore.styo import REVIEW, SETTINGS, IDLConfig, Identifiers, build_prompt, content_token_indices, eval_denoising_loss, idl_prompts, prompt_segments, train_idl
 from stylecore.weights import random_info
 
 
@@ -114,3 +114,42 @@ def test_idl_without_aux_images_says_what_to_do(ldm, images) -> None:
         train_idl(ldm, src, tgt, [], config=IDLConfig(steps=1), progress=False)
     _, hist = train_idl(ldm, src, tgt, [], config=IDLConfig(steps=2, use_aux=False), progress=False)
     assert set(hist) == {"source", "target", "total"}
+
+
+def test_settings_name_their_source_and_match_the_defaults() -> None:
+    assert "arXiv 2303.03231v2" in REVIEW and "pseudo-lab.github.io/pseudodiffusers/docs/review/StyO.html" in REVIEW
+    for name, (_, source) in SETTINGS.items():
+        assert source.startswith(("Pseudo-Lab review", "the project's issue text", "not stated in any reachable source")), name
+    cfg, ids = IDLConfig(), Identifiers()
+    assert (cfg.steps, cfg.lr) == (SETTINGS["steps"][0], SETTINGS["lr"][0]) == (400, 1e-6)
+    assert (ids.style_src, ids.style_tgt, ids.content_src, ids.content_tgt) == SETTINGS["key_tokens"][0]
+    assert ids.negator == SETTINGS["negator"][0] == "not"
+    assert (SETTINGS["n_s"][0], SETTINGS["n_c"][0], SETTINGS["aux_set"][0]) == (3, 1, 200)
+    # the templates written with role names equal the prompts built from the tokens
+    named = Identifiers("S_src", "S_tgt", "C_src", "C_tgt")
+    for kind in ("source", "target", "aux", "stylised"):
+        assert build_prompt(kind, named) == SETTINGS[f"{kind}_prompt"][0], kind
+    for name in ("inject_fraction", "image_size", "sample_steps", "guidance", "key_roles", "tuned_parameters"):
+        assert SETTINGS[name][1].startswith("not stated in any reachable source"), name
+
+
+def test_augmented_training_prompts() -> None:
+    """The review of arXiv v2: source trained on "a drawing with (S_src not S_tgt)·n_s style of (C_src not C_tgt)·n_c portrait"."""
+    p = idl_prompts(n_s=3, n_c=1)
+    assert p["source"] == "a drawing with ak47 not aug ak47 not aug ak47 not aug style of sks not m4a1 portrait"
+    assert p["target"] == "a drawing with aug not ak47 aug not ak47 aug not ak47 style of m4a1 not sks portrait"
+    assert p["aux"] == "a drawing with ak47 not aug style of portrait"  # not repeated (not stated in any reachable source)
+    assert p["stylised"] == build_prompt("stylised", n_s=3, n_c=1)
+    assert idl_prompts(n_s=1, n_c=1) == idl_prompts()
+
+
+def test_idl_trains_on_the_configured_repetitions(ldm, images, monkeypatch) -> None:
+    seen: list[list[str]] = []
+    original = ldm.encode_prompt
+    monkeypatch.setattr(ldm, "encode_prompt", lambda prompts: seen.append(list(prompts)) or original(prompts))
+    src, tgt, aux = images
+    _, h2 = train_idl(ldm, src, tgt, aux, config=IDLConfig(steps=1, lr=1e-3, n_s=2, n_c=3), progress=False)
+    _, h1 = train_idl(ldm, src, tgt, aux, config=IDLConfig(steps=1, lr=1e-3), progress=False)
+    assert seen == [[idl_prompts(n_s=2, n_c=3)[k] for k in ("source", "target", "aux")], [idl_prompts()[k] for k in ("source", "target", "aux")]]
+    assert h2["source"] != h1["source"] and h2["aux"] == h1["aux"]  # same draws, same aux prompt; the source prompt differs
+    assert IDLConfig(n_s=2).key() != IDLConfig().key()  # a checkpoint of one is never resumed as the other

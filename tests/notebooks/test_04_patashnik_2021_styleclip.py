@@ -29,8 +29,16 @@ def test_parameters_weights_and_offline_statement(summary) -> None:
     assert all("RANDOM" in w["label"] for w in summary["weights"].values())
     assert summary["offline_wiring_check"] is True
     hp = summary["hyper_parameters"]
-    assert hp["optimisation"]["l2_lambda"] == 0.008 and hp["optimisation"]["id_lambda"] == 0.005 and hp["optimisation"]["lr"] == 0.1
+    # run_optimization.py's argparse defaults and optimization_playground.ipynb's values, both kept with their sources
+    assert hp["optimisation"]["l2_lambda"] == 0.008 and hp["optimisation"]["id_lambda"] == 0.0 and hp["optimisation"]["lr"] == 0.1
+    assert hp["optimisation"]["steps"] == 300 and hp["optimisation (playground)"]["id_lambda"] == 0.005 and hp["optimisation (playground)"]["steps"] == 40
     assert hp["mapper"]["l2_lambda"] == 0.8 and hp["mapper"]["id_lambda"] == 0.1
+    assert hp["mapper (paper's Trump)"] == {"l2_lambda": 2.0, "id_lambda": 0.0}
+    assert hp["global"]["k_channels"] == 20 and hp["global"]["alpha_initial"] == 3.0
+    src = summary["hyper_parameter_sources"]
+    assert "run_optimization.py --id_lambda default 0.000" in src["optimisation"]["id_lambda"]
+    assert "optimization_playground.ipynb id_lambda = 0.005" in src["optimisation (playground)"]["id_lambda"]
+    assert "Suppl. C" in src["global"]["k_channels"]
 
 
 def test_figures_written(out, summary) -> None:
@@ -78,10 +86,25 @@ def test_global_directions_numbers(summary) -> None:
     assert rec["edit_seconds"] < 2.0
 
 
+def test_beta_for_k_channels_follows_the_recorded_counts(summary) -> None:
+    """Inference.py's rule on this run's own counts: the last grid β with more than k channels, else the first β."""
+    rec = summary["experiments"]["global directions"]
+    grid = {float(b): n for b, n in rec["active_vs_inference_grid"].items()}
+    assert sorted(grid) == [round(0.1 + 0.01 * i, 2) for i in range(20)]
+    assert all(a >= b for a, b in zip([grid[b] for b in sorted(grid)], [grid[b] for b in sorted(grid)][1:]))
+    k = rec["k_rule"]
+    passing = [b for b in sorted(grid) if grid[b] > k]
+    assert k == 20 and rec["beta_for_k"] == (passing[-1] if passing else 0.1)
+    assert rec["beta_used"] == summary["parameters"]["beta"]  # beta_channels = 0: the fixed β of StyleCLIP_global.ipynb
+
+
 def test_real_image_projection_and_time_table(summary) -> None:
     rec = summary["experiments"]["real image"]
     assert rec["source"] == "projection" and rec["final_total"] < rec["first_total"]
     table = summary["time_table"]
     assert set(table) == {"latent optimisation", "latent mapper", "global directions"}
+    paper = {k: tuple(v["paper"].values()) for k, v in table.items()}  # Table 1 of the paper (one GTX 1080Ti)
+    assert paper == {"latent optimisation": ("–", "–", "98 sec", "yes", "W+"), "latent mapper": ("–", "10–12h", "75 ms", "yes", "W+"),
+                     "global directions": ("4h", "–", "72 ms", "no", "S")}
     assert table["latent mapper"]["per_edit_s"] < table["latent optimisation"]["per_edit_s"]
     assert table["global directions"]["per_edit_s"] < table["latent optimisation"]["per_edit_s"]

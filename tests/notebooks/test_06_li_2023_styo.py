@@ -43,6 +43,25 @@ def test_prompts_and_token_ids_are_clips(summary, tmp_path) -> None:
     assert prompts["aux"]["content_indices"] == [11]
 
 
+def test_training_prompts_are_augmented_and_the_branches_line_up(summary) -> None:
+    """The review of arXiv v2: the source image is trained on the augmented prompt (n_s, n_c), the target's reversed."""
+    quick = quick_parameters(STEM)
+    n_s, n_c = quick["n_s"], quick["n_c"]
+    assert summary["parameters"]["augment_training"] is True
+    train = summary["training_prompts"]
+    assert train["source"] == "a drawing with " + " ".join(["ak47 not aug"] * n_s) + " style of " + " ".join(["sks not m4a1"] * n_c) + " portrait"
+    assert train["target"] == "a drawing with " + " ".join(["aug not ak47"] * n_s) + " style of " + " ".join(["m4a1 not sks"] * n_c) + " portrait"
+    assert train["aux"] == "a drawing with ak47 not aug style of portrait"
+    fig2 = summary["experiments"]["fig2"]
+    assert fig2["source_prompt"] == train["source"]  # the source branch is the prompt the source image was trained on
+    ids = fig2["content_token_ids"]
+    assert ids["source"] == ids["stylised"] and len(ids["source"]) == 6 * n_c + 1  # FCC copies columns of the same words
+    assert fig2["content_indices"]["source"] == fig2["content_indices"]["stylised"]  # negator pairs: same lengths, same positions
+    src = summary["settings_sources"]
+    assert "2303.03231v2" in src["lr"]["source"] and src["lr"]["value"] == 1e-6
+    assert src["inject_fraction"]["source"].startswith("not stated in any reachable source")
+
+
 def test_idl_loss_is_the_triple_sum_and_the_fit_improves(summary) -> None:
     quick = quick_parameters(STEM)
     rec = summary["experiments"]["idl"]

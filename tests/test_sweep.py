@@ -363,15 +363,18 @@ def test_sweep_of_notebook_01_in_quick_mode(tmp_path: Path) -> None:
     params = {**quick, "image_size": 64, "iterations": 5, "experiments": ["ratio_grid"], "show_progress": False}
     (tmp_path / "quick.json").write_text(json.dumps(params))
     grid = tmp_path / "g.yaml"
-    grid.write_text("axes:\n  grid_depths: [[2]]\n  grid_factors: [[1.0]]\n")
+    # the extra point runs the notebook's inline Eq. 7 check with the authors' preset (mean content term) and a TV term
+    grid.write_text("axes:\n  grid_depths: [[2]]\n  grid_factors: [[1.0]]\npoints:\n  - {grid_depths: [2], grid_factors: [1.0], preset: authors_code, tv_weight: 0.001}\n")
     proc = subprocess.run(_sweep_cmd(ROOT / "notebooks" / "01_gatys_2016_neural_style.ipynb", grid, "--out", tmp_path / "out", "-f", tmp_path / "quick.json"),
                           capture_output=True, text=True, env=_env(), timeout=400, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (run,) = load_sweep(tmp_path / "out")
+    runs = {r.parameters.get("preset", "paper"): r for r in load_sweep(tmp_path / "out")}
+    assert set(runs) == {"paper", "authors_code"}
+    run = runs["paper"]
     assert (run.folder / "fig4_ratio_layer_grid.png").is_file()
     (name, record), = ((k, v) for k, v in run.summary["experiments"].items() if k.startswith("fig4_"))
     assert name == "fig4_d2_r1e-06" and record["depth"] == 2  # random weights: base α/β 1e-6, times the factor 1.0
-    row, = _csv(tmp_path / "out" / "results.csv")
+    row, = (r for r in _csv(tmp_path / "out" / "results.csv") if not r["preset"])
     assert row["grid_depths"] == "[2]" and float(row["seconds_total"]) > 0
     assert any(k.startswith("experiments.fig4_d2_r1e-06.") for k in row)
     _assert_gallery_links_exist(tmp_path / "out")

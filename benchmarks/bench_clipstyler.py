@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=2 python benchmarks/bench_clipstyler.py                 # 512 px, 64 crops of 128 px, ViT-B-32, CPU
     python benchmarks/bench_clipstyler.py --profile                         # + where stylecore's step goes
+    python benchmarks/bench_clipstyler.py --rounds 0 --profile              # the profile alone
     python benchmarks/bench_clipstyler.py --size 128 --crops 8 --patch 64 --clip stylecore-tiny-ViT   # a smoke run
 
 The reference re-creates the step of github.com/cyclomon/CLIPstyler ``train_CLIPstyler.py`` (commit 4843cec):
@@ -133,7 +134,11 @@ def timed(fn: Callable[[], object], dev: torch.device) -> float:
 
 
 def profile_project(net: torch.nn.Module, content: torch.Tensor, loss_fn: ClipStylerLoss, dev: torch.device, repeats: int) -> dict[str, float]:
-    """Median seconds of each part of stylecore's step, forward + backward each, timed in isolation."""
+    """Median seconds of each part of stylecore's step, forward + backward each, timed in isolation.
+
+    The step itself encodes the crops and the whole output in one CLIP call ("CLIP crops+global, one call");
+    the two separate rows show what that call replaces.
+    """
     from stylecore.clip_guidance import augment_patches, random_patches
 
     hp, clip = loss_fn.hp, loss_fn.clip
@@ -163,11 +168,16 @@ def profile_project(net: torch.nn.Module, content: torch.Tensor, loss_fn: ClipSt
         x = out.detach().requires_grad_(True)
         clip.encode_images(x).sum().backward()
 
+    def clip_one_call() -> None:  # what the step runs: crops and whole output together
+        x, y = crops_aug.detach().requires_grad_(True), out.detach().requires_grad_(True)
+        torch.cat(clip.encode_image_groups(x, y)).sum().backward()
+
     def whole() -> None:
         y = net(content)
         sum(loss_fn(y).values()).backward()
 
-    parts = {"U-Net fwd+bwd": unet, "VGG fwd+bwd": vgg, "crop+augment fwd+bwd": augmentation, "CLIP crops fwd+bwd": clip_crops, "CLIP global fwd+bwd": clip_global, "whole step": whole}
+    parts = {"U-Net fwd+bwd": unet, "VGG fwd+bwd": vgg, "crop+augment fwd+bwd": augmentation, "CLIP crops fwd+bwd": clip_crops, "CLIP global fwd+bwd": clip_global,
+             "CLIP crops+global, one call": clip_one_call, "whole step": whole}  # fmt: skip
     times: dict[str, list[float]] = {k: [] for k in parts}
     for fn in parts.values():
         fn()  # warm-up
@@ -183,7 +193,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=512, help="content image side in pixels (paper: 512)")
     p.add_argument("--crops", type=int, default=64, help="n, crops per step (paper: 64)")
     p.add_argument("--patch", type=int, default=128, help="crop side (paper: 128)")
-    p.add_argument("--rounds", type=int, default=3, help="timed rounds (each: one step of every row), after one warm-up round")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds (each: one step of every row), after one warm-up round; 0 with --profile: the profile only")
     p.add_argument("--clip", default="ViT-B-32", help="open_clip architecture (paper: ViT-B-32)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-frozen-row", action="store_true", help="skip the official structure with CLIP frozen")
@@ -207,23 +217,30 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"CLIPstyler step: {args.size} px, {args.crops} crops of {args.patch} px, CLIP {args.clip} and VGG19 (random weights), device {args.device}, "
           f"{torch.get_num_threads()} threads, {args.rounds} paired rounds, load average {load:.2f} at start")  # fmt: skip
+    if args.rounds == 0:  # --rounds 0 --profile: the profile alone
+        rows = {"stylecore": rows["stylecore"]}
     times: dict[str, list[float]] = {k: [] for k in rows}
-    for r in range(args.rounds + 1):  # round 0 warms up (allocator, kernels) and is not timed
+    for r in range(args.rounds + 1 if args.rounds else 0):  # round 0 warms up (allocator, kernels) and is not timed
         for k, step in rows.items():
             t = timed(step, dev)
             if r:
                 times[k].append(t)
     proj = times["stylecore"]
-    print(f"  {'':34s} {'s/step (median)':>16s} {'min':>8s}   ratio to stylecore (median of rounds)")
-    for k, ts in times.items():
-        ratio = statistics.median(a / b for a, b in zip(ts, proj))
-        print(f"  {k:34s} {statistics.median(ts):16.3f} {min(ts):8.3f}   {ratio:.2f}×")
+    if args.rounds:
+        print_table(times, proj)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"  load average {load:.2f} at end")
     if args.profile:
         print("where stylecore's step goes (each part forward + backward, timed alone, median):")
-        for k, v in profile_project(rows["stylecore"].net, content, loss_fn, dev, max(args.rounds, 1)).items():
-            print(f"  {k:24s} {v:8.3f} s")
+        for k, v in profile_project(rows["stylecore"].net, content, loss_fn, dev, max(args.rounds, 2)).items():
+            print(f"  {k:28s} {v:8.3f} s")
+
+
+def print_table(times: dict[str, list[float]], proj: list[float]) -> None:
+    print(f"  {'':34s} {'s/step (median)':>16s} {'min':>8s}   ratio to stylecore (median of rounds)")
+    for k, ts in times.items():
+        ratio = statistics.median(a / b for a, b in zip(ts, proj))
+        print(f"  {k:34s} {statistics.median(ts):16.3f} {min(ts):8.3f}   {ratio:.2f}×")
 
 
 if __name__ == "__main__":

@@ -351,7 +351,8 @@ def random_patches(image: torch.Tensor, n: int, size: int) -> torch.Tensor:
     offsets = torch.arange(size, device=image.device)
     rows, cols = (tops[:, None] + offsets)[:, :, None], (lefts[:, None] + offsets)[:, None, :]  # (n, S, 1), (n, 1, S)
     # one gather (backward: one scatter-add into the image) instead of n slices, each of whose backward fills a full-size zero tensor
-    return image[0][:, rows, cols].transpose(0, 1)  # (3, n, S, S) -> (n, 3, S, S)
+    crops = image[:, :, rows, cols]  # (B, C, n, S, S)
+    return crops.permute(2, 0, 1, 3, 4).reshape(-1, *crops.shape[1:2], size, size)  # (n·B, C, S, S), crop-major
 
 
 def augment_patches(patches: torch.Tensor, augmentation: Augmentation = "perspective") -> torch.Tensor:

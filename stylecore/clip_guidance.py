@@ -43,6 +43,8 @@ __all__ = [
     "load_clip",
     "patch_clip_loss",
     "random_patches",
+    "random_perspective",
+    "perspective_corners",
     "register_tiny_clip",
     "text_embedding",
     "threshold_rejection",
@@ -111,6 +113,15 @@ class ClipGuide(nn.Module):
         x = clip_preprocess(images, self.image_size, self.mean, self.std)
         return F.normalize(self.model.encode_image(x), dim=-1)
 
+    def encode_image_groups(self, *groups: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """:meth:`encode_images` of several batches (any sizes) in one model call: one (B_i, D) per group.
+
+        The same embeddings as one call per group (to float rounding); one pass over CLIP's weights
+        instead of several (a batch of one costs almost as much as a batch of eight on a CPU).
+        """
+        x = torch.cat([clip_preprocess(g, self.image_size, self.mean, self.std) for g in groups])
+        return F.normalize(self.model.encode_image(x), dim=-1).split([len(g) for g in groups])
+
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(texts)).to(self.mean.device)
@@ -126,8 +137,28 @@ def clip_preprocess(images: torch.Tensor, size: int, mean: torch.Tensor, std: to
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected images of shape (B, 3, H, W) in [0, 1], got {tuple(images.shape)}")
     if images.shape[-2:] != (size, size):
-        images = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False)
+        h, w = images.shape[-2:]
+        # F.interpolate(images, (size, size), mode="bicubic", align_corners=False) as two matrix products (the
+        # resize is separable and linear): the same values to float rounding, a third of the time forward + backward
+        images = _bicubic_matrix(h, size, images.device, images.dtype) @ images @ _bicubic_matrix(w, size, images.device, images.dtype).T
     return (images - mean) / std
+
+
+_BICUBIC: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _bicubic_matrix(n_in: int, n_out: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(n_out, n_in) matrix of 1-D bicubic resizing as ``F.interpolate(mode="bicubic", align_corners=False)`` does it.
+
+    Column j is the resize of the unit impulse at j (an identity image resized along one axis; along the
+    other the scale is 1, where bicubic weights are exactly (0, 1, 0, 0)). Cached per size, device and dtype.
+    """
+    key = (n_in, n_out, torch.device(device), dtype)
+    if key not in _BICUBIC:
+        with torch.inference_mode(False), torch.no_grad():  # a normal tensor even when first built under inference mode
+            eye = torch.eye(n_in, device=device, dtype=dtype).view(1, 1, n_in, n_in)
+            _BICUBIC[key] = F.interpolate(eye, size=(n_out, n_in), mode="bicubic", align_corners=False)[0, 0].contiguous()
+    return _BICUBIC[key]
 
 
 def _clip_random(arch: str, seed: int, device: str | torch.device) -> nn.Module:
@@ -315,9 +346,13 @@ def random_patches(image: torch.Tensor, n: int, size: int) -> torch.Tensor:
     _, _, h, w = image.shape
     if size > min(h, w):
         raise ValueError(f"patch size {size} is larger than the image ({h}×{w}); lower patch_size or enlarge the image")
-    tops = torch.randint(0, h - size + 1, (n,)).tolist()
-    lefts = torch.randint(0, w - size + 1, (n,)).tolist()
-    return torch.cat([image[:, :, t : t + size, s : s + size] for t, s in zip(tops, lefts)])
+    tops = torch.randint(0, h - size + 1, (n,)).to(image.device)
+    lefts = torch.randint(0, w - size + 1, (n,)).to(image.device)
+    offsets = torch.arange(size, device=image.device)
+    rows, cols = (tops[:, None] + offsets)[:, :, None], (lefts[:, None] + offsets)[:, None, :]  # (n, S, 1), (n, 1, S)
+    # one gather (backward: one scatter-add into the image) instead of n slices, each of whose backward fills a full-size zero tensor
+    crops = image[:, :, rows, cols]  # (B, C, n, S, S)
+    return crops.permute(2, 0, 1, 3, 4).reshape(-1, *crops.shape[1:2], size, size)  # (n·B, C, S, S), crop-major
 
 
 def augment_patches(patches: torch.Tensor, augmentation: Augmentation = "perspective") -> torch.Tensor:
@@ -330,13 +365,69 @@ def augment_patches(patches: torch.Tensor, augmentation: Augmentation = "perspec
 
     Notes: ``fill=None`` (grid_sample's zero padding) instead of the authors' ``fill=0``: the
     same black border, but torchvision's fill path writes in place and would break autograd.
+    The perspective warps of all crops run as one ``grid_sample`` (:func:`random_perspective`),
+    the same draws and pixels as torchvision's transform applied crop by crop.
     """
     if augmentation == "none":
         return patches
     if augmentation == "perspective":
-        t = v2.RandomPerspective(distortion_scale=0.5, p=1.0, fill=None)  # type: ignore[arg-type]
-    elif augmentation == "affine":
+        return random_perspective(patches, distortion_scale=0.5)
+    if augmentation == "affine":
         t = v2.RandomAffine(degrees=30, scale=(0.8, 1.2), shear=15, interpolation=v2.InterpolationMode.BILINEAR, fill=None)  # type: ignore[arg-type]
     else:
         raise ValueError(f"augmentation must be 'perspective', 'affine' or 'none', got {augmentation!r}")
     return torch.cat([t(p.unsqueeze(0)) for p in patches])  # per-crop random parameters
+
+
+def perspective_corners(n: int, height: int, width: int, distortion_scale: float = 0.5) -> torch.Tensor:
+    """End points of n random perspectives, drawn exactly as torchvision's ``RandomPerspective(p=1)``: (n, 4, 2) int64.
+
+    Corner order top-left, top-right, bottom-right, bottom-left, each (x, y); per perspective the
+    transform's ``torch.rand(1)`` (its p test) then the same 8 ``torch.randint`` calls in the same
+    order as ``v2.RandomPerspective.make_params`` (and v1's ``get_params``), so a seed gives the
+    transform's own draws: x of the left corners in
+    [0, ⌊s·⌊W/2⌋⌋], of the right ones in [W − ⌊s·⌊W/2⌋⌋ − 1, W − 1], y likewise with H.
+    """
+    bw, bh = int(distortion_scale * (width // 2)) + 1, int(distortion_scale * (height // 2)) + 1
+    ranges = ((0, bw), (0, bh), (width - bw, width), (0, bh), (width - bw, width), (height - bh, height), (0, bw), (height - bh, height))
+    draws = []
+    for _ in range(n):
+        torch.rand(1)  # the transform's "apply with probability p" draw (p = 1: always applied)
+        draws.append([int(torch.randint(lo, hi, size=(1,))) for lo, hi in ranges])
+    return torch.tensor(draws, dtype=torch.int64).view(n, 4, 2)
+
+
+def _perspective_coefficients(corners: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(n, 4, 2) end points -> (n, 8) coefficients (a…h) mapping output pixels to input pixels, as torchvision's.
+
+    Solves, per warp, the 8 equations x_s = (a x + b y + c) / (g x + h y + 1), y_s = (d x + e y + f) / (g x + h y + 1)
+    that send each end point (x, y) to its image corner (x_s, y_s), in float64, then rounds to float32.
+    """
+    start = torch.tensor([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], dtype=torch.float64).expand(len(corners), 4, 2)
+    p = corners.to(torch.float64)
+    x, y, xs, ys = p[..., 0], p[..., 1], start[..., 0], start[..., 1]
+    one, zero = torch.ones_like(x), torch.zeros_like(x)
+    rows_x = torch.stack([x, y, one, zero, zero, zero, -xs * x, -xs * y], dim=-1)  # (n, 4, 8)
+    rows_y = torch.stack([zero, zero, zero, x, y, one, -ys * x, -ys * y], dim=-1)
+    a = torch.stack([rows_x, rows_y], dim=2).reshape(-1, 8, 8)  # rows interleaved x0, y0, x1, y1, … as torchvision's
+    return torch.linalg.solve(a, start.reshape(-1, 8)).to(torch.float32)
+
+
+def random_perspective(images: torch.Tensor, distortion_scale: float = 0.5, corners: torch.Tensor | None = None) -> torch.Tensor:
+    """A random perspective warp per image, all in one ``grid_sample``: (N, C, H, W) -> (N, C, H, W), differentiable.
+
+    Equals ``v2.RandomPerspective(distortion_scale, p=1, fill=None)`` applied to each image in turn
+    (bilinear, zero outside; torchvision's output-pixel grid and coefficients): the end points come
+    from :func:`perspective_corners` (the same random draws for the same seed) unless ``corners``
+    (N, 4, 2) is given. Batched instead of N transform calls: one grid for all images.
+    """
+    n, _, h, w = images.shape
+    corners = perspective_corners(n, h, w, distortion_scale) if corners is None else corners
+    coeffs = _perspective_coefficients(corners, h, w).to(device=images.device, dtype=images.dtype)  # (n, 8)
+    theta1 = torch.stack([coeffs[:, 0:3], coeffs[:, 3:6]], dim=1)  # (n, 2, 3): numerators
+    theta2 = torch.cat([coeffs[:, 6:8], torch.ones_like(coeffs[:, :1])], dim=1).unsqueeze(1)  # (n, 1, 3): denominator
+    ys, xs = torch.meshgrid(torch.arange(h, device=images.device, dtype=images.dtype) + 0.5, torch.arange(w, device=images.device, dtype=images.dtype) + 0.5, indexing="ij")
+    base = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).view(1, h * w, 3)  # output pixel centres, homogeneous
+    scale = torch.tensor([0.5 * w, 0.5 * h], device=images.device, dtype=images.dtype)
+    grid = (base @ (theta1.transpose(1, 2) / scale)) / (base @ theta2.transpose(1, 2)) - 1.0  # (n, h·w, 2), grid_sample's [-1, 1]
+    return F.grid_sample(images, grid.view(n, h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -195,7 +195,8 @@ class ClipStylerLoss:
 
     Built once per (content, text): stores the content features, E_I(I_c) and ΔT. Calling it on
     the output f(I_c) (1, 3, H, W) returns the dict of *weighted* terms (ablated terms are absent).
-    All crops of a step go through CLIP in one batched call unless ``batched=False``.
+    All crops of a step, and the whole output for L_dir, go through CLIP in one batched call unless
+    ``batched=False`` (then one call per crop and one for the output).
 
     After each call ``last`` holds what the step fed CLIP (``crops_raw``: the random crops,
     ``crops``: after augmentation, ``per_patch``: l_patch of each crop before rejection) and
@@ -229,10 +230,14 @@ class ClipStylerLoss:
         feats = self.vgg(output)
         terms = {"content": hp.lambda_c * sum(content_loss(feats[n], self.content_features[n], reduction="mean") for n in hp.content_layers)}
         record: dict[str, float] = {}
+        glob_emb = None
         if ab.use_patch:
             raw = random_patches(output, hp.n_patches, hp.patch_size)  # (n, 3, S, S)
             crops = augment_patches(raw, ab.augmentation)
-            emb = self._encode(crops)  # (n, D)
+            if self.batched and ab.use_dir:  # the crops and the whole output in one CLIP call
+                emb, glob_emb = self.clip.encode_image_groups(crops, output)  # (n, D), (1, D)
+            else:
+                emb = self._encode(crops)  # (n, D)
             if ab.objective == "global":
                 per_patch = global_clip_loss_crops(emb, self.text_emb)  # (n,)
             else:
@@ -243,7 +248,7 @@ class ClipStylerLoss:
             record = {"patch_unrejected": hp.lambda_patch * per_patch.mean().item(), "rejected": int((kept == 0).sum() - (per_patch == 0).sum()),
                       "aug_change": (crops - raw).abs().mean().item()}  # fmt: skip
         if ab.use_dir:
-            emb = self.clip.encode_images(output)
+            emb = self.clip.encode_images(output) if glob_emb is None else glob_emb
             terms["dir"] = hp.lambda_dir * (global_clip_loss(emb, self.text_emb) if ab.objective == "global" else directional_clip_loss(emb, self.source_emb, self.text_direction))
         terms["tv"] = hp.lambda_tv * image_prior_loss(output)
         self.records.append(record)

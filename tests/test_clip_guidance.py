@@ -16,7 +16,9 @@ from stylecore.clip_guidance import (
     global_clip_loss,
     load_clip,
     patch_clip_loss,
+    perspective_corners,
     random_patches,
+    random_perspective,
     text_embedding,
     threshold_rejection,
 )
@@ -211,3 +213,94 @@ def test_random_weights_are_seeded_and_labelled() -> None:
     a, b = load_clip(TINY_CLIP, weights="random", seed=5), load_clip(TINY_CLIP, weights="random", seed=5)
     assert all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters()))
     assert "RANDOM" in a.weights_info.label and "tiny" in a.weights_info.label
+
+
+def test_perspective_corners_are_torchvision_draws_for_the_same_seed() -> None:
+    from torchvision.transforms import RandomPerspective
+
+    for h, w in [(128, 128), (37, 50), (9, 8)]:
+        torch.manual_seed(11)
+        ours = perspective_corners(40, h, w, 0.5)
+        after_ours = torch.rand(1)
+        torch.manual_seed(11)
+        desired = []
+        for _ in range(40):
+            torch.rand(1)  # RandomPerspective.forward's p test, drawn before the corner points
+            desired.append(RandomPerspective.get_params(w, h, 0.5)[1])
+        assert torch.equal(ours, torch.tensor(desired)) and torch.equal(torch.rand(1), after_ours)  # same draws, same stream after
+        assert ours[:, [0, 3], 0].max() <= int(0.5 * (w // 2)) and ours[:, [1, 2], 0].min() >= w - int(0.5 * (w // 2)) - 1
+
+
+@pytest.mark.parametrize("shape", [(16, 3, 128, 128), (5, 3, 37, 50)])
+def test_batched_perspective_equals_torchvision_transform_crop_by_crop(shape: tuple[int, ...]) -> None:
+    from torchvision.transforms import v2
+
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    warp = v2.RandomPerspective(distortion_scale=0.5, p=1.0, fill=None)  # type: ignore[arg-type]
+    torch.manual_seed(4)
+    desired = torch.cat([warp(p.unsqueeze(0)) for p in x])
+    torch.manual_seed(4)
+    got = random_perspective(x)
+    assert torch.allclose(got, desired, atol=1e-5) and not torch.allclose(got, x, atol=0.05)
+    # given corner points: torchvision's functional perspective with the same start and end points
+    corners = perspective_corners(len(x), shape[2], shape[3])
+    start = [[0, 0], [shape[3] - 1, 0], [shape[3] - 1, shape[2] - 1], [0, shape[2] - 1]]
+    each = torch.cat([v2.functional.perspective(p.unsqueeze(0), start, c.tolist(), fill=None) for p, c in zip(x, corners)])  # type: ignore[arg-type]
+    assert torch.allclose(random_perspective(x, corners=corners), each, atol=1e-5)
+
+
+def test_batched_perspective_gradients_equal_the_per_crop_transform() -> None:
+    from torchvision.transforms import v2
+
+    x = torch.rand(6, 3, 20, 24, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(6, 3, 20, 24, dtype=torch.float64)
+    warp = v2.RandomPerspective(distortion_scale=0.5, p=1.0, fill=None)  # type: ignore[arg-type]
+    torch.manual_seed(2)
+    (g_desired,) = torch.autograd.grad((torch.cat([warp(p.unsqueeze(0)) for p in x]) * weights).sum(), x)
+    torch.manual_seed(2)
+    (g_got,) = torch.autograd.grad((random_perspective(x) * weights).sum(), x)
+    assert torch.allclose(g_got, g_desired, atol=1e-10) and g_got.abs().sum() > 0
+
+
+def test_random_patches_gradient_counts_the_crops_covering_each_pixel() -> None:
+    img = torch.rand(1, 3, 30, 26, requires_grad=True)
+    torch.manual_seed(5)
+    tops, lefts = torch.randint(0, 30 - 8 + 1, (7,)), torch.randint(0, 26 - 8 + 1, (7,))
+    torch.manual_seed(5)
+    random_patches(img, 7, 8).sum().backward()
+    cover = torch.zeros(30, 26)
+    for t, s in zip(tops.tolist(), lefts.tolist()):
+        cover[t : t + 8, s : s + 8] += 1
+    assert torch.equal(img.grad, cover.expand(1, 3, 30, 26)) and cover.max() >= 1
+
+
+@pytest.mark.parametrize("size_in", [(48, 48), (40, 56), (100, 90)])
+def test_clip_preprocess_resize_equals_bicubic_interpolate(tiny, size_in: tuple[int, int]) -> None:
+    x = torch.rand(3, 3, *size_in, requires_grad=True)
+    w = torch.rand(3, 3, 64, 64)
+    desired = (torch.nn.functional.interpolate(x, size=(64, 64), mode="bicubic", align_corners=False) - tiny.mean) / tiny.std
+    got = clip_preprocess(x, 64, tiny.mean, tiny.std)
+    assert torch.allclose(got, desired, atol=1e-5)
+    (g_desired,) = torch.autograd.grad((desired * w).sum(), x)
+    (g_got,) = torch.autograd.grad((got * w).sum(), x)
+    assert torch.allclose(g_got, g_desired, atol=1e-4)
+
+
+def test_clip_preprocess_first_under_inference_mode_then_with_gradients(tiny) -> None:
+    with torch.inference_mode():
+        clip_preprocess(torch.rand(1, 3, 33, 35), 64, tiny.mean, tiny.std)  # builds (and caches) the resize matrices
+    x = torch.rand(1, 3, 33, 35, requires_grad=True)
+    clip_preprocess(x, 64, tiny.mean, tiny.std).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_encode_image_groups_equals_one_call_per_group(tiny) -> None:
+    crops, whole = torch.rand(5, 3, 48, 48), torch.rand(1, 3, 80, 96)
+    calls = []
+    handle = tiny.model.visual.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        a, b = tiny.encode_image_groups(crops, whole)
+    finally:
+        handle.remove()
+    assert len(calls) == 1 and a.shape == (5, 64) and b.shape == (1, 64)
+    assert torch.allclose(a, tiny.encode_images(crops), atol=1e-5) and torch.allclose(b, tiny.encode_images(whole), atol=1e-5)

@@ -287,6 +287,24 @@ def test_patch_term_equals_patch_clip_loss_on_the_same_crops(parts) -> None:
     assert terms["patch"].item() == pytest.approx(desired.item(), rel=1e-5)
 
 
+def test_one_clip_call_per_step_gives_the_terms_of_separate_calls(parts) -> None:
+    clip, vgg, content = parts
+    out = torch.rand_like(content)
+    batched, separate = ClipStylerLoss(clip, vgg, content, "fire", HP), ClipStylerLoss(clip, vgg, content, "fire", HP, batched=False)
+    calls = []
+    handle = clip.model.visual.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        together = _probe(batched, out)
+        n_together, calls[:] = len(calls), []
+        apart = _probe(separate, out)
+        n_apart = len(calls)
+    finally:
+        handle.remove()
+    assert n_together == 1 and n_apart == HP.n_patches + 1  # crops + whole output in one call; else one per crop and one for L_dir
+    for k in together:
+        assert together[k].item() == pytest.approx(apart[k].item(), rel=1e-4, abs=1e-5)
+
+
 def _ramp(h: int, w: int) -> torch.Tensor:
     """A linear image a·x + b·y + c (bilinear sampling reproduces it exactly; affine warps keep it linear)."""
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")

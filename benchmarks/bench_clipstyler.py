@@ -20,7 +20,9 @@ All rows share one StyleNet initialisation (each with its own copy and Adam), on
 (open_clip ViT-B-32) and one random VGG19; weights are random (same architecture and FLOPs as the
 pretrained models; timings do not depend on the values). Steps are PAIRED: each round runs one
 step of every row in turn, and the table gives medians over rounds and the median of the per-round
-ratios, so a change of machine load hits every row alike.
+ratios, so a change of machine load hits every row alike. Last, the FLOP bound: the matmul,
+convolution and attention FLOPs of one stylecore step (forward + backward, counted by
+``torch.utils.flop_counter``) at this machine's measured matmul rate.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms as T
+
+from bench_gatys import matmul_rate  # benchmarks/ is sys.path[0]
 
 from stylecore.clip_guidance import ClipGuide, load_clip, text_embedding
 from stylecore.clipstyler import AUTHORS_CODE, ClipStylerHyperParams, ClipStylerLoss, StyleNet, with_overrides
@@ -230,6 +235,12 @@ def main() -> None:
         print_table(times, proj)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"  load average {load:.2f} at end")
+    if args.rounds:
+        with FlopCounterMode(display=False) as counter:  # matmul/conv/attention FLOPs of one step, forward + backward
+            rows["stylecore"]()
+        flops, rate = counter.get_total_flops(), matmul_rate()
+        print(f"FLOP bound: {flops / 1e9:.0f} GFLOP per stylecore step at this machine's matmul rate {rate / 1e9:.0f} GFLOP/s "
+              f"(bench_gatys.matmul_rate) = {flops / rate:.2f} s; stylecore / bound = {statistics.median(proj) / (flops / rate):.2f}")
     if args.profile:
         print("where stylecore's step goes (each part forward + backward, timed alone, median):")
         for k, v in profile_project(rows["stylecore"].net, content, loss_fn, dev, max(args.rounds, 2)).items():

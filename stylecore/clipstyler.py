@@ -230,14 +230,12 @@ class ClipStylerLoss:
         feats = self.vgg(output)
         terms = {"content": hp.lambda_c * sum(content_loss(feats[n], self.content_features[n], reduction="mean") for n in hp.content_layers)}
         record: dict[str, float] = {}
-        glob_emb = None
         if ab.use_patch:
             raw = random_patches(output, hp.n_patches, hp.patch_size)  # (n, 3, S, S)
             crops = augment_patches(raw, ab.augmentation)
-            if self.batched and ab.use_dir:  # the crops and the whole output in one CLIP call
-                emb, glob_emb = self.clip.encode_image_groups(crops, output)  # (n, D), (1, D)
-            else:
-                emb = self._encode(crops)  # (n, D)
+            # The crops in one CLIP call; the whole output in a call of its own, as its reference E_I(I_c) was
+            # made: batched with the crops, float rounding would make ΔI = E_I(f(I_c)) − E_I(I_c) noise at f = id.
+            emb = self._encode(crops)  # (n, D)
             if ab.objective == "global":
                 per_patch = global_clip_loss_crops(emb, self.text_emb)  # (n,)
             else:
@@ -248,7 +246,7 @@ class ClipStylerLoss:
             record = {"patch_unrejected": hp.lambda_patch * per_patch.mean().item(), "rejected": int((kept == 0).sum() - (per_patch == 0).sum()),
                       "aug_change": (crops - raw).abs().mean().item()}  # fmt: skip
         if ab.use_dir:
-            emb = self.clip.encode_images(output) if glob_emb is None else glob_emb
+            emb = self.clip.encode_images(output)
             terms["dir"] = hp.lambda_dir * (global_clip_loss(emb, self.text_emb) if ab.objective == "global" else directional_clip_loss(emb, self.source_emb, self.text_direction))
         terms["tv"] = hp.lambda_tv * image_prior_loss(output)
         self.records.append(record)

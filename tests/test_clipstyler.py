@@ -287,7 +287,7 @@ def test_patch_term_equals_patch_clip_loss_on_the_same_crops(parts) -> None:
     assert terms["patch"].item() == pytest.approx(desired.item(), rel=1e-5)
 
 
-def test_one_clip_call_per_step_gives_the_terms_of_separate_calls(parts) -> None:
+def test_two_clip_calls_per_step_give_the_terms_of_per_crop_calls(parts) -> None:
     clip, vgg, content = parts
     out = torch.rand_like(content)
     batched, separate = ClipStylerLoss(clip, vgg, content, "fire", HP), ClipStylerLoss(clip, vgg, content, "fire", HP, batched=False)
@@ -300,7 +300,7 @@ def test_one_clip_call_per_step_gives_the_terms_of_separate_calls(parts) -> None
         n_apart = len(calls)
     finally:
         handle.remove()
-    assert n_together == 1 and n_apart == HP.n_patches + 1  # crops + whole output in one call; else one per crop and one for L_dir
+    assert n_together == 2 and n_apart == HP.n_patches + 1  # the crops in one call, the output in its own; else one per crop
     for k in together:
         assert together[k].item() == pytest.approx(apart[k].item(), rel=1e-4, abs=1e-5)
 

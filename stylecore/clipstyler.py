@@ -195,8 +195,8 @@ class ClipStylerLoss:
 
     Built once per (content, text): stores the content features, E_I(I_c) and ΔT. Calling it on
     the output f(I_c) (1, 3, H, W) returns the dict of *weighted* terms (ablated terms are absent).
-    All crops of a step, and the whole output for L_dir, go through CLIP in one batched call unless
-    ``batched=False`` (then one call per crop and one for the output).
+    All crops of a step go through CLIP in one batched call, the whole output for L_dir in one of
+    its own (as E_I(I_c) was computed); ``batched=False``: one call per crop.
 
     After each call ``last`` holds what the step fed CLIP (``crops_raw``: the random crops,
     ``crops``: after augmentation, ``per_patch``: l_patch of each crop before rejection) and

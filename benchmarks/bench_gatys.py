@@ -27,6 +27,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 from stylecore import gatys, vgg
@@ -90,7 +91,7 @@ def conv_gram_flops(layers: dict, size: int) -> float:
     """Convolution forward + input gradient, Gram forward + backward FLOPs of one evaluation at size × size."""
     flops, h, c_in = 0.0, size, 3
     last = max(vgg.VGG19_LAYERS.index(n) for n in (*layers["style"], *layers["content"]))
-    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512]
+    cfg = torchvision.models.vgg.cfgs["E"]  # VGG19: channels per conv, "M" per pooling
     names = [n for n in vgg.VGG19_LAYERS if n.startswith(("conv", "pool"))]
     for name, c in zip(names, cfg):
         if vgg.VGG19_LAYERS.index(name) > last:

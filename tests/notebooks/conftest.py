@@ -69,3 +69,15 @@ def executed_notebook(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str
         return done[stem]
 
     return run
+
+
+@pytest.fixture(scope="module")
+def out(request: pytest.FixtureRequest, executed_notebook: Callable[[str], Path]) -> Path:
+    """Output folder of the quick run of the notebook named by the test module's ``STEM``."""
+    return executed_notebook(request.module.STEM)
+
+
+@pytest.fixture(scope="module")
+def summary(out: Path) -> dict:
+    """That run's summary.json (modules that need more than the dict define their own ``summary``)."""
+    return json.loads((out / "summary.json").read_text())

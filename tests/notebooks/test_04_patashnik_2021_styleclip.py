@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from .conftest import quick_parameters
 
 STEM = "04_patashnik_2021_styleclip"
-
-
-@pytest.fixture(scope="module")
-def out(executed_notebook):
-    return executed_notebook(STEM)
-
-
-@pytest.fixture(scope="module")
-def summary(out) -> dict:
-    return json.loads((out / "summary.json").read_text())
 
 
 def test_parameters_weights_and_offline_statement(summary) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from PIL import Image
 
@@ -12,16 +10,6 @@ from stylecore.clipstyler import ABLATIONS, AUTHORS_CODE, PRESETS, step_decay, w
 from .conftest import quick_parameters
 
 STEM = "05_kwon_2022_clipstyler"
-
-
-@pytest.fixture(scope="module")
-def out(executed_notebook):
-    return executed_notebook(STEM)
-
-
-@pytest.fixture(scope="module")
-def summary(out) -> dict:
-    return json.loads((out / "summary.json").read_text())
 
 
 def _exp(summary: dict, name: str) -> dict:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from transformers import CLIPTokenizer
 
@@ -12,16 +10,6 @@ from stylecore.diffusion import write_clip_tokenizer
 from .conftest import quick_parameters
 
 STEM = "06_li_2023_styo"
-
-
-@pytest.fixture(scope="module")
-def out(executed_notebook):
-    return executed_notebook(STEM)
-
-
-@pytest.fixture(scope="module")
-def summary(out) -> dict:
-    return json.loads((out / "summary.json").read_text())
 
 
 def test_offline_run_is_labelled_and_says_so_on_screen(out, summary) -> None:

@@ -1,6 +1,6 @@
 """Seconds per Gatys L-BFGS evaluation: a reference structure, stylecore, their ratio and the FLOP bound.
 
-    python benchmarks/bench_gatys.py [--sizes 256 512] [--repeats 5] [--layers tutorial paper] [--threads 2]
+    python benchmarks/bench_gatys.py [--sizes 256 512] [--repeats 5] [--layers tutorial paper] [--threads 2] [--profile]
 
 Reference: the structure of PyTorch's "Neural Transfer" tutorial, written out here: an
 ``nn.Sequential`` of VGG19 modules with loss modules inserted after the chosen layers (each
@@ -150,12 +150,38 @@ def measure(layer_set: str, size: int, repeats: int) -> dict[str, float]:
     return {"reference": statistics.median(ref), "stylecore": statistics.median(ours), "flops": conv_gram_flops(layers, size)}
 
 
+def profile(layer_set: str, size: int, repeats: int = 3, rows: int = 14) -> None:
+    """Where stylecore's evaluation goes: torch.profiler's operators by self CPU time over ``repeats`` evaluations."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    layers = LAYER_SETS[layer_set]
+    hp = gatys.PAPER.with_(content_layers={n: 1.0 for n in layers["content"]}, style_layers={n: 1.0 for n in layers["style"]},
+                           pooling=layers["pooling"])
+    ex = vgg.vgg19_features(hp.layers, hp.pooling, weights="random")
+    g = torch.Generator().manual_seed(0)
+    content, style = torch.rand(1, 3, size, size, generator=g), torch.rand(1, 3, size, size, generator=g)
+    loss = gatys.GatysLoss(ex, hp, content, style)
+    x = content.clone().requires_grad_(True)
+
+    def ours_eval() -> None:
+        x.grad = None
+        torch.stack(list(loss(x).values())).sum().backward()
+
+    ours_eval()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(repeats):
+            ours_eval()
+    print(f"\nstylecore, {layer_set} layers, {size} px: operators by self CPU time over {repeats} evaluations")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--layers", nargs="+", default=["tutorial", "paper"], choices=list(LAYER_SETS))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--profile", action="store_true", help="then profile stylecore's evaluation at each layer set and size")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rate = matmul_rate()
@@ -168,6 +194,10 @@ def main() -> None:
             bound = r["flops"] / rate
             print(f"| {layer_set} | {size} | {r['reference']:.3f} | {r['stylecore']:.3f} | {r['reference'] / r['stylecore']:.2f} | "
                   f"{bound:.3f} | {r['stylecore'] / bound:.2f} |", flush=True)
+    if args.profile:
+        for layer_set in args.layers:
+            for size in args.sizes:
+                profile(layer_set, size)
 
 
 if __name__ == "__main__":

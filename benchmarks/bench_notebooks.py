@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ def run_one(stem: str, quick: bool, out: Path) -> tuple[float, float]:
     """Execute ``notebooks/<stem>.ipynb`` in a fresh cache folder; returns (wall, kernel CPU) seconds."""
     params = json.loads((PARAMS / f"{stem}.json").read_text()) if quick else {}
     params.update(output_dir=str(out / stem), interactive=False)
+    shutil.rmtree(out / stem, ignore_errors=True)  # no checkpoint or cache of an earlier run: a first run's time
     env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="stylecore-bench-") as cache:
         os.environ.update(STYLECORE_CACHE=cache, TORCH_HOME=str(Path(cache) / "torch"), STYLECORE_OFFLINE="1")
@@ -63,6 +65,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="quick-mode parameters of the tests instead of the defaults")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "notebook_times")
     args = ap.parse_args()
+    args.out = args.out.resolve()  # the kernel runs in notebooks/: a relative output_dir would land there
     stems = args.stems or sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
     if not os.environ.get("STYLECORE_DATA_DIR") and (ROOT.parent / "shared" / "data").is_dir():
         os.environ["STYLECORE_DATA_DIR"] = str(ROOT.parent / "shared" / "data")

@@ -31,6 +31,7 @@ __all__ = [
     "STYLEGAN2_FFHQ",
     "Generator",
     "build_generator",
+    "choose_config",
     "load_stylegan2",
     "ModulatedConv2d",
     "fused_leaky_relu",
@@ -368,6 +369,28 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "ffhq-1024": {"size": 1024, "style_dim": 512, "n_mlp": 8, "channel_multiplier": 2},
     "tiny-64": {"size": 64, "style_dim": 64, "n_mlp": 2, "channel_multiplier": 1, "channels": {4: 64, 8: 64, 16: 32, 32: 16, 64: 8}},
 }
+
+
+def choose_config(config: str, device: torch.device | str, local_file: str | os.PathLike[str] | None = None) -> tuple[str, str]:
+    """The generator configuration a run uses, and why (one sentence to show).
+
+    ``"auto"`` picks the paper's ``ffhq-1024`` on a GPU or when a checkpoint file is given, and
+    ``tiny-64`` on a CPU: on 2 cores one 1024 px latent-optimisation step (synthesis, CLIP,
+    backward) takes 11.2 s and one synthesis 3.7 s (``benchmarks/bench_styleclip.py --configs
+    ffhq-1024``), and the global directions' relevance needs 20 syntheses per channel for
+    thousands of channels, so the paper's generator does not fit a CPU run of minutes.
+    Any other value must be a :data:`CONFIGS` key and is used as given.
+    """
+    if config != "auto":
+        if config not in CONFIGS:
+            raise ValueError(f"unknown generator config {config!r}; use 'auto' or one of {sorted(CONFIGS)}")
+        return config, f"{config} (as given)"
+    if torch.device(device).type == "cuda":
+        return "ffhq-1024", "auto: ffhq-1024, the paper's generator, on the GPU"
+    if local_file:
+        return "ffhq-1024", f"auto: ffhq-1024 for the checkpoint {local_file} (on a CPU: slow)"
+    return "tiny-64", ("auto: tiny-64 on a CPU — the paper's 1024 px generator costs ≈ 11 s per optimisation step on 2 cores and "
+                       "days of relevance preprocessing; -p generator_config ffhq-1024 runs it anyway, -p device cuda on a GPU")
 
 
 def build_generator(config: str = "ffhq-1024") -> Generator:

@@ -227,3 +227,15 @@ def test_fused_leaky_relu_on_wplus_slices_uses_last_dim() -> None:
     x, b = torch.randn(2, 4, 6), torch.randn(6)  # the mapper's EqualLinear on (B, 4, D)
     y = x + b.view(1, 1, 6)
     assert torch.allclose(fused_leaky_relu(x, b), torch.where(y >= 0, y, 0.2 * y) * math.sqrt(2))
+
+
+def test_auto_config_is_the_papers_generator_on_a_gpu_or_with_a_file_and_tiny_on_a_cpu():
+    from stylecore.stylegan2 import choose_config
+
+    assert choose_config("auto", "cuda")[0] == "ffhq-1024"
+    assert choose_config("auto", torch.device("cpu"), "/weights/stylegan2-ffhq-config-f.pt")[0] == "ffhq-1024"
+    config, why = choose_config("auto", "cpu")
+    assert config == "tiny-64" and "-p generator_config ffhq-1024" in why
+    assert choose_config("ffhq-1024", "cpu")[0] == "ffhq-1024"  # an explicit choice is kept
+    with pytest.raises(ValueError, match="use 'auto' or one of"):
+        choose_config("ffhq-512", "cpu")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -120,26 +121,39 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def measure(layer_set: str, size: int, repeats: int) -> dict[str, float]:
+def stylecore_problem(layer_set: str, size: int) -> tuple[gatys.GatysLoss, torch.Tensor, torch.Tensor]:
+    """stylecore's loss on the random VGG19 with the layer set, and the content and style images (random, seeded)."""
     layers = LAYER_SETS[layer_set]
     hp = gatys.PAPER.with_(content_layers={n: 1.0 for n in layers["content"]}, style_layers={n: 1.0 for n in layers["style"]},
                            pooling=layers["pooling"])
     ex = vgg.vgg19_features(hp.layers, hp.pooling, weights="random")
     g = torch.Generator().manual_seed(0)
     content, style = torch.rand(1, 3, size, size, generator=g), torch.rand(1, 3, size, size, generator=g)
-    loss = gatys.GatysLoss(ex, hp, content, style)
+    return gatys.GatysLoss(ex, hp, content, style), content, style
+
+
+def stylecore_eval(loss: gatys.GatysLoss, x: torch.Tensor) -> Callable[[], None]:
+    """One evaluation of ``loss`` at ``x`` (a leaf with requires_grad): forward and backward to the pixels."""
+
+    def run() -> None:
+        x.grad = None
+        torch.stack(list(loss(x).values())).sum().backward()
+
+    return run
+
+
+def measure(layer_set: str, size: int, repeats: int) -> dict[str, float]:
+    layers = LAYER_SETS[layer_set]
+    loss, content, style = stylecore_problem(layer_set, size)
     with torch.no_grad():
-        model, c_terms, s_terms = reference_model(ex.body, layers, content, style)
-    x_ref, x_ours = content.clone().requires_grad_(True), content.clone().requires_grad_(True)
+        model, c_terms, s_terms = reference_model(loss.extractor.body, layers, content, style)
+    x_ref = content.clone().requires_grad_(True)
+    ours_eval = stylecore_eval(loss, content.clone().requires_grad_(True))
 
     def ref_eval() -> None:
         x_ref.grad = None
         model(x_ref)
         (sum(t.loss for t in c_terms) + 1e3 * sum(t.loss for t in s_terms)).backward()
-
-    def ours_eval() -> None:
-        x_ours.grad = None
-        torch.stack(list(loss(x_ours).values())).sum().backward()
 
     for fn in (ref_eval, ours_eval, ref_eval, ours_eval):  # warm-up
         fn()
@@ -154,19 +168,8 @@ def profile(layer_set: str, size: int, repeats: int = 3, rows: int = 14) -> None
     """Where stylecore's evaluation goes: torch.profiler's operators by self CPU time over ``repeats`` evaluations."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
-    layers = LAYER_SETS[layer_set]
-    hp = gatys.PAPER.with_(content_layers={n: 1.0 for n in layers["content"]}, style_layers={n: 1.0 for n in layers["style"]},
-                           pooling=layers["pooling"])
-    ex = vgg.vgg19_features(hp.layers, hp.pooling, weights="random")
-    g = torch.Generator().manual_seed(0)
-    content, style = torch.rand(1, 3, size, size, generator=g), torch.rand(1, 3, size, size, generator=g)
-    loss = gatys.GatysLoss(ex, hp, content, style)
-    x = content.clone().requires_grad_(True)
-
-    def ours_eval() -> None:
-        x.grad = None
-        torch.stack(list(loss(x).values())).sum().backward()
-
+    loss, content, _ = stylecore_problem(layer_set, size)
+    ours_eval = stylecore_eval(loss, content.clone().requires_grad_(True))
     ours_eval()
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(repeats):

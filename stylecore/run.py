@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from .images import atomic_path, save_image
 from .plots import save_figure
 
-__all__ = ["RunOutputs", "check_param", "write_json"]
+__all__ = ["RunOutputs", "check_param", "resolve_device", "write_json"]
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
@@ -51,6 +51,17 @@ def check_param(name: str, value: Any, kind: type | tuple[type, ...], choices: t
     if choices is not None and value not in choices:
         raise ValueError(f"parameter {name!r} must be one of {choices}, got {value!r}")
     return value
+
+
+def resolve_device(device: str) -> torch.device:
+    """A notebook's ``device`` parameter as a torch device: ``"auto"`` is CUDA when available, else the CPU.
+
+    ``"cpu"`` and ``"cuda"`` are used as given; anything else is a :func:`check_param` error.
+    """
+    check_param("device", device, str, ("auto", "cpu", "cuda"))
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 class RunOutputs:

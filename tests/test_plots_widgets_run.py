@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from stylecore.plots import image_grid, plot_losses, save_figure, show_images
-from stylecore.run import RunOutputs, check_param
+from stylecore.run import RunOutputs, check_param, resolve_device
 from stylecore.weights import WeightsInfo
 from stylecore.widgets import ablation_view
 
@@ -70,6 +70,16 @@ def test_check_param() -> None:
         check_param("styles", "a, b", list)
     with pytest.raises(ValueError, match="one of"):
         check_param("optimizer", "sgd", str, ("lbfgs", "adam"))
+
+
+def test_resolve_device_auto_follows_cuda_and_rejects_other_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    with pytest.raises(ValueError, match="one of"):
+        resolve_device("gpu")
 
 
 def test_run_outputs_summary(tmp_path: Path) -> None:

@@ -45,9 +45,11 @@ def parameters_cell(stem: str) -> dict[str, tuple[type, Any]]:
     assert len(cells) == 1, f"{stem}: expected one cell tagged 'parameters', found {len(cells)}"
     params: dict[str, tuple[type, Any]] = {}
     for node in ast.parse(cells[0].source).body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(node.annotation, ast.Name):
-            assert node.annotation.id in TYPES, f"{stem}: parameter {node.target.id} has annotation {node.annotation.id}, not one of {list(TYPES)}"
-            params[node.target.id] = (TYPES[node.annotation.id], ast.literal_eval(node.value) if node.value is not None else None)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            ann = node.annotation.value if isinstance(node.annotation, ast.Subscript) else node.annotation  # list[str] -> list
+            kind = ann.id if isinstance(ann, ast.Name) else ast.unparse(node.annotation)
+            assert kind in TYPES, f"{stem}: parameter {node.target.id} is annotated {kind}; the parameters cell takes {list(TYPES)}"
+            params[node.target.id] = (TYPES[kind], ast.literal_eval(node.value) if node.value is not None else None)
     assert params, f"{stem}: no annotated assignments in the parameters cell"
     return params
 

@@ -18,6 +18,7 @@ them on every cross-attention layer (``attn2``) of a UNet and leaves self-attent
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,7 +182,8 @@ def ddim_invert(unet: nn.Module, scheduler_config: dict[str, Any], z0: torch.Ten
     """
     from diffusers import DDIMInverseScheduler
 
-    inverse = DDIMInverseScheduler.from_config(scheduler_config)
+    known = inspect.signature(DDIMInverseScheduler.__init__).parameters  # SD's file also holds PNDM's skip_prk_steps
+    inverse = DDIMInverseScheduler.from_config({k: v for k, v in scheduler_config.items() if k in known})
     inverse.set_timesteps(steps)
     z = z0
     for t in tqdm(inverse.timesteps, desc="DDIM inversion", disable=not progress):

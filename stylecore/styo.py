@@ -8,7 +8,8 @@ makes each identifier contrastive. The model θ is fine-tuned on three (image, p
     target x_tgt ↔ "a drawing with S_tgt not S_src style of C_tgt not C_src portrait"
     aux    x_aux ↔ "a drawing with S_src not S_tgt style of portrait"
 
-with the sum of their denoising losses (the LDM loss ‖ε − ε_θ(z_t, t, r)‖² per kind).
+with the sum of their denoising losses (the LDM loss ‖ε − ε_θ(z_t, t, r)‖² per kind; v or z_0 in place of ε
+when the scheduler predicts those, :func:`idl_losses`).
 At inference the identifiers are recombined,
 "a drawing with S_tgt not S_src style of C_src not C_tgt portrait", and the augmented prompt
 repeats the style pair n_s times and the content pair n_c times. The cross-attention control of

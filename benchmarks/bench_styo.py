@@ -1,4 +1,4 @@
-"""Seconds per StyO step and peak memory: IDL fine-tuning step, sampling step with and without FCC.
+"""Seconds per StyO step and peak memory: IDL fine-tuning step, DDIM-inversion step, sampling step with and without FCC.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_styo.py                          # tiny config + SD 1.x size, CPU
     python benchmarks/bench_styo.py --sizes sd15 --device cuda --image-size 512 --modes train sample_off sample_fcc
@@ -9,6 +9,8 @@ timings do not depend on the values). Each (size, mode) runs in its own subproce
 peak memory (CPU: peak RSS during the steps; CUDA: ``torch.cuda.max_memory_allocated``) is its own.
 
 - ``train``: one IDL step = UNet forward + backward on the three kinds (batch 3) + Adam, fp32.
+- ``invert``: one DDIM-inversion step of the source photo's latent (batch 1, the source prompt, no guidance);
+  a photo-started sample costs ``sample_steps`` of these before the sampling steps.
 - ``sample_off`` / ``sample_fcc``: one denoising step of the two-branch sampler (batch 4 with
   classifier-free guidance) with attention injection off / on at the content indices.
 
@@ -55,6 +57,15 @@ def one(args: argparse.Namespace) -> dict[str, object]:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+    elif args.mode == "invert":
+        unet, control = ldm.unet, None
+        with torch.no_grad():
+            ctx = ldm.encode_prompt([build_prompt("source", n_s=3)])
+        z = torch.randn(1, 4, side, side, device=dev)
+
+        @torch.no_grad()
+        def step() -> None:
+            unet(z, 500, encoder_hidden_states=ctx).sample
     else:
         unet = ldm.unet
         idx = content_token_indices(ldm.tokenizer, prompt_segments("stylised", n_s=3, n_c=1))
@@ -70,7 +81,7 @@ def one(args: argparse.Namespace) -> dict[str, object]:
     times = []
     reset = reset_peak_rss()
     before = vm_mib("VmRSS:")
-    with fcc_processors(unet, control) if args.mode != "train" else _nothing():
+    with fcc_processors(unet, control) if args.mode not in ("train", "invert") else _nothing():
         for i in range(args.steps + 1):  # the first step warms up and is not timed
             if dev.type == "cuda":
                 torch.cuda.synchronize()
@@ -101,7 +112,7 @@ class _nothing:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", default=["tiny", "sd15"], choices=["tiny", "sd15"])
-    p.add_argument("--modes", nargs="+", default=["train", "sample_off", "sample_fcc"], choices=["train", "sample_off", "sample_fcc"])
+    p.add_argument("--modes", nargs="+", default=["train", "invert", "sample_off", "sample_fcc"], choices=["train", "invert", "sample_off", "sample_fcc"])
     p.add_argument("--image-size", type=int, default=0, help="pixels; 0 means 64 for tiny and 256 for sd15 on CPU (512 is SD's own)")
     p.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     p.add_argument("--device", default="cpu")

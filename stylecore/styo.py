@@ -8,7 +8,8 @@ makes each identifier contrastive. The model θ is fine-tuned on three (image, p
     target x_tgt ↔ "a drawing with S_tgt not S_src style of C_tgt not C_src portrait"
     aux    x_aux ↔ "a drawing with S_src not S_tgt style of portrait"
 
-with the sum of their denoising losses (the LDM loss ‖ε − ε_θ(z_t, t, r)‖² per kind).
+with the sum of their denoising losses (the LDM loss ‖ε − ε_θ(z_t, t, r)‖² per kind; v or z_0 in place of ε
+when the scheduler predicts those, :func:`idl_losses`).
 At inference the identifiers are recombined,
 "a drawing with S_tgt not S_src style of C_src not C_tgt portrait", and the augmented prompt
 repeats the style pair n_s times and the content pair n_c times. The cross-attention control of
@@ -16,8 +17,8 @@ the Fine-grained Content Controller lives in :mod:`stylecore.fcc`.
 
 Sources: the paper's full text could not be read from this project's workplace (only its arXiv
 abstract) and the authors released no code. Every setting comes from :data:`SETTINGS`, each with
-where it was read: the Pseudo-Lab review of arXiv v2 (:data:`REVIEW`), the project's issue text, or
-"not stated in any reachable source" (then the value is ours, and says so).
+where it was read: the Pseudo-Lab review of arXiv v2 (:data:`REVIEW`), the arXiv abstract (:data:`ABSTRACT`),
+the project's issue text, or "not stated in any reachable source" (then the value is ours, and says so).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .images import atomic_path
 __all__ = [
     "IDLConfig",
     "Identifiers",
+    "PREDICTION_TYPES",
     "PromptKind",
     "REVIEW",
     "SETTINGS",
@@ -59,6 +61,7 @@ REVIEW = ("Pseudo-Lab review of arXiv 2303.03231v2 (S. Ji, last updated 6 Aug 20
           "https://pseudo-lab.github.io/pseudodiffusers/docs/review/StyO.html, github.com/Pseudo-Lab/pseudodiffusers book/docs/review/StyO.md)")
 ISSUE = "the project's issue text (no paper section it quotes could be checked)"
 NOT_STATED = "not stated in any reachable source"
+ABSTRACT = "arXiv 2303.03231 abstract (also the AAAI 2025 abstract, doi:10.1609/aaai.v39i5.32488)"
 
 #: value, source. The review's section names: "3.2 Framework of StyO" (IDL, FCC), "4. Experiments" (Implementation Details).
 SETTINGS: dict[str, tuple[Any, str]] = {
@@ -74,6 +77,10 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "content_tokens": (("C_src", "not", "C_tgt", "portrait"), f"{REVIEW}, FCC 1 (cross attention control): content index"),
     "augmented_prompt": ("a drawing with (S_src not S_tgt)·n_s style of (C_src not C_tgt)·n_c portrait",
                          f"{REVIEW}, FCC 2 (augmented text prompt): used at training time for the source image, the target's reversed"),
+    "augment_training": (True, f"{REVIEW}, FCC 2 (augmented text prompt): the augmented prompt is used 'at training time' for the source "
+                               "image (the target's reversed); the generating prompt is augmented too"),
+    "augment_training_other_reading": (False, f"{ABSTRACT}: FCC 'recombines disentangled identifiers from IDL to form an augmented text prompt "
+                                              "for generating', and the review's Fig. 1 shows the plain prompts in fine-tuning: augmented at generation only"),
     "augmented_aux": (False, f"{NOT_STATED}: whether the aux prompt's style pair is repeated too (here: not)"),
     "n_s": (3, f"{REVIEW}, Implementation Details: n_s 3 (FCC 2: values ≤ 3 recommended)"),
     "n_c": (1, f"{REVIEW}, Implementation Details: n_c 1 (FCC 2: values ≤ 3 recommended)"),
@@ -187,18 +194,29 @@ class IDLConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def idl_losses(unet: nn.Module, scheduler: Any, latents: torch.Tensor, context: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Per-row denoising losses ‖ε − ε_θ(z_t, t, r)‖² (mean over latent entries), (B,).
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
+
+def idl_losses(unet: nn.Module, scheduler: Any, latents: torch.Tensor, context: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per-row denoising losses ‖y − f_θ(z_t, t, r)‖² (mean over latent entries), (B,), y the scheduler's ``prediction_type``.
+
+    y = ε for "epsilon" (SD 1.x; Rombach et al. 2022, Eq. 2), y = v = √ᾱ_t ε − √(1 − ᾱ_t) z_0 for
+    "v_prediction" (Salimans & Ho 2022, §4; SD 2.x-768; ``scheduler.get_velocity``), y = z_0 for "sample".
     ``latents`` (B, 4, h, w) are z_0 (already scaled), ``context`` (B, 77, D) the prompt features;
     t ~ U{0, …, T−1} and ε ~ N(0, I) are drawn from ``generator`` (CPU), so a run repeats exactly.
     """
+    kind = scheduler.config.prediction_type
+    if kind not in PREDICTION_TYPES:
+        raise ValueError(f"the scheduler's prediction_type must be one of {PREDICTION_TYPES}, got {kind!r}")
     b = latents.shape[0]
     t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator).to(latents.device)
     eps = torch.randn(latents.shape, generator=generator).to(latents.device, latents.dtype)
     z_t = scheduler.add_noise(latents, eps, t)  # z_t = √ᾱ_t z_0 + √(1 − ᾱ_t) ε
+    target = {"epsilon": eps, "sample": latents}.get(kind)
+    if target is None:
+        target = scheduler.get_velocity(latents, eps, t)  # v = √ᾱ_t ε − √(1 − ᾱ_t) z_0
     pred = unet(z_t, t, encoder_hidden_states=context.to(latents.dtype)).sample
-    return ((pred.float() - eps.float()) ** 2).flatten(1).mean(1)
+    return ((pred.float() - target.float()) ** 2).flatten(1).mean(1)
 
 
 def _sample_latents(stats: tuple[torch.Tensor, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
@@ -232,6 +250,12 @@ def train_idl(
         raise ValueError("use_aux=True needs at least one auxiliary image (the review of arXiv v2: 200 random FFHQ faces); pass aux images or set use_aux=False")
     prompts = idl_prompts(ids, config.n_s, config.n_c)
     kinds = ["source", "target"] + (["aux"] if config.use_aux else [])
+    limit = ldm.tokenizer.model_max_length
+    for kind in kinds:
+        n = len(ldm.tokenizer(prompts[kind]).input_ids)  # with <|startoftext|> and <|endoftext|>, not truncated
+        if n > limit:
+            raise ValueError(f"the IDL {kind} prompt needs {n} token positions, more than the text encoder's {limit} (the rest would be cut off "
+                             f"in training): lower IDLConfig.n_s (now {config.n_s}) or n_c (now {config.n_c}), or use shorter key tokens")
     device = ldm.device
     unet = type(ldm.unet).from_config(ldm.unet.config)  # a fresh copy (faster than deepcopy), then the weights
     unet.load_state_dict(ldm.unet.state_dict())

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from diffusers import DDPMScheduler
 
-from stylecore.diffusion import build_components, ldm_from_components
-from stylecore.styo import REVIEW, SETTINGS, IDLConfig, Identifiers, build_prompt, content_token_indices, eval_denoising_loss, idl_prompts, prompt_segments, train_idl
+from stylecore.diffusion import SD_SCHEDULER, build_components, ldm_from_components
+from stylecore.styo import REVIEW, SETTINGS, IDLConfig, Identifiers, build_prompt, content_token_indices, eval_denoising_loss, idl_losses, idl_prompts, prompt_segments, train_idl
 from stylecore.weights import random_info
 
 
@@ -119,7 +120,7 @@ def test_idl_without_aux_images_says_what_to_do(ldm, images) -> None:
 def test_settings_name_their_source_and_match_the_defaults() -> None:
     assert "arXiv 2303.03231v2" in REVIEW and "pseudo-lab.github.io/pseudodiffusers/docs/review/StyO.html" in REVIEW
     for name, (_, source) in SETTINGS.items():
-        assert source.startswith(("Pseudo-Lab review", "the project's issue text", "not stated in any reachable source")), name
+        assert source.startswith(("Pseudo-Lab review", "the project's issue text", "not stated in any reachable source", "arXiv 2303.03231 abstract")), name
     cfg, ids = IDLConfig(), Identifiers()
     assert (cfg.steps, cfg.lr) == (SETTINGS["steps"][0], SETTINGS["lr"][0]) == (400, 1e-6)
     assert (ids.style_src, ids.style_tgt, ids.content_src, ids.content_tgt) == SETTINGS["key_tokens"][0]
@@ -153,3 +154,51 @@ def test_idl_trains_on_the_configured_repetitions(ldm, images, monkeypatch) -> N
     assert seen == [[idl_prompts(n_s=2, n_c=3)[k] for k in ("source", "target", "aux")], [idl_prompts()[k] for k in ("source", "target", "aux")]]
     assert h2["source"] != h1["source"] and h2["aux"] == h1["aux"]  # same draws, same aux prompt; the source prompt differs
     assert IDLConfig(n_s=2).key() != IDLConfig().key()  # a checkpoint of one is never resumed as the other
+
+
+def test_both_readings_of_the_augmented_prompt_are_settings() -> None:
+    assert SETTINGS["augment_training"][0] is True and "at training time" in SETTINGS["augment_training"][1]
+    other = SETTINGS["augment_training_other_reading"]
+    assert other[0] is False and other[1].startswith("arXiv 2303.03231 abstract") and "for generating" in other[1]
+
+
+class _Oracle(torch.nn.Module):
+    """Knows z_0: from z_t and t it returns the exact ε, v = √ᾱ ε − √(1 − ᾱ) z_0 or z_0 (by hand, not the scheduler's helpers)."""
+
+    def __init__(self, z0: torch.Tensor, abar: torch.Tensor, kind: str) -> None:
+        super().__init__()
+        self.z0, self.abar, self.kind = z0, abar, kind
+
+    def forward(self, z_t, t, encoder_hidden_states=None):
+        a = self.abar[t].view(-1, 1, 1, 1)
+        eps = (z_t - a.sqrt() * self.z0) / (1 - a).sqrt()
+        out = {"epsilon": eps, "v_prediction": a.sqrt() * eps - (1 - a).sqrt() * self.z0, "sample": self.z0}[self.kind]
+        return type("Out", (), {"sample": out})()
+
+
+def test_idl_losses_follow_the_schedulers_prediction_type() -> None:
+    z0 = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    ctx = torch.zeros(3, 77, 32)
+    kinds = ("epsilon", "v_prediction", "sample")
+    for kind in kinds:
+        sched = DDPMScheduler.from_config({**SD_SCHEDULER, "prediction_type": kind})
+        for oracle in kinds:
+            loss = idl_losses(_Oracle(z0, sched.alphas_cumprod, oracle), sched, z0, ctx, torch.Generator().manual_seed(1))
+            if oracle == kind:
+                assert loss.max() < 1e-8, (kind, loss)  # the oracle of the scheduler's own type: zero up to rounding
+            else:
+                assert loss.min() > 1e-3, (kind, oracle, loss)  # another type's exact prediction is the wrong target
+    with pytest.raises(ValueError, match="prediction_type"):
+        bad = DDPMScheduler.from_config(SD_SCHEDULER)
+        bad.register_to_config(prediction_type="flow")
+        idl_losses(_Oracle(z0, bad.alphas_cumprod, "sample"), bad, z0, ctx, torch.Generator())
+
+
+def test_idl_rejects_a_training_prompt_over_77_tokens_naming_n_s_and_n_c(ldm, images) -> None:
+    src, tgt, aux = images
+    # "a drawing with" 3 + style pair 5 per repetition + "style of" 2 + content pair 6 per repetition + "portrait" 1 + <s>, </s>
+    train_idl(ldm, src, tgt, aux, config=IDLConfig(steps=0, n_s=12, n_c=1), progress=False)  # 3 + 60 + 2 + 6 + 1 + 2 = 74: fits
+    with pytest.raises(ValueError, match=r"lower IDLConfig.n_s \(now 13\) or n_c \(now 1\)"):
+        train_idl(ldm, src, tgt, aux, config=IDLConfig(steps=0, n_s=13, n_c=1), progress=False)  # 79 positions
+    with pytest.raises(ValueError, match=r"n_c \(now 10\)"):
+        train_idl(ldm, src, tgt, aux, config=IDLConfig(steps=0, n_s=3, n_c=10), progress=False)  # 3 + 15 + 2 + 60 + 1 + 2 = 83

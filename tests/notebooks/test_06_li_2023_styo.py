@@ -96,3 +96,42 @@ def test_figures_checkpoints_and_timing_written(out, summary) -> None:
     assert len(list((out / "checkpoints").glob("idl-*.pt"))) == 3  # StyO + two ablations, each resumable
     t = summary["experiments"]["time per style"]
     assert t["idl_seconds"] > 0 and t["sample_seconds"] > 0 and t["paper"] == "about 10 minutes on one GPU"
+
+
+def test_the_fcc_source_branch_starts_from_the_photo_by_default(summary) -> None:
+    """DDIM inversion of the source photo (issue 22); the generated branch's numbers stay beside as before."""
+    quick = quick_parameters(STEM)
+    assert "source_branch" not in quick and summary["parameters"]["source_branch"] == "inversion"
+    rec = summary["experiments"]["source reconstruction"]
+    errs = [rec["inversion_latent_errors"][k] for k in sorted(rec["inversion_latent_errors"], key=int)]
+    assert [int(k) for k in sorted(rec["inversion_latent_errors"], key=int)] == [2, 4, 8] == sorted({quick["sample_steps"] // 4, quick["sample_steps"] // 2, quick["sample_steps"]})
+    # Relative latent error of inversion then sampling back, 2, 4, 8 steps (OMP_NUM_THREADS=1 and 2 / seed 1):
+    # 7.64 / 10.1, 2.83 / 3.60, 1.81 / 2.32; ratios 0.370 / 0.357 and 0.642 / 0.645 (spread 0.013): each below 0.8.
+    assert all(b < 0.8 * a for a, b in zip(errs, errs[1:])), errs
+    assert errs[-1] < 4.0, errs  # 1.81 / 2.32 (spread 0.51)
+    # FCC and the stylised prompt leave the source branch alone: Fig. 2's source branch is that unguided reconstruction
+    assert rec["latent_error"] == pytest.approx(rec["inversion_latent_errors"][str(quick["sample_steps"])], rel=1e-3)
+    # Offline the random VAE dominates any distance to the photo: the branch sits at the VAE's own floor |D(E(x)) - x|
+    # (0.2911 vs 0.2944 / 0.2834 vs 0.2809 at seed 1; differences 0.0033 / 0.0025)
+    assert abs(rec["source_to_photo"] - rec["vae_floor"]) < 0.015, rec
+
+
+def test_distances_to_the_photo_are_reported_beside_the_earlier_numbers(summary) -> None:
+    exps = summary["experiments"]
+    quick = quick_parameters(STEM)
+    fig2 = exps["fig2"]
+    grid_cell = exps[f"grid n_s={quick['n_s']} n_c={quick['n_c']}"]
+    assert fig2["with_fcc"]["to_photo"] == grid_cell["to_photo"] == exps["fig5 FCC on"]["photo_branch"]["to_photo"]  # the same inputs, bit for bit
+    assert fig2["without_fcc"]["to_photo"] == exps["fig5 FCC off"]["photo_branch"]["to_photo"]
+    for k in ("off", "on"):
+        photo = exps[f"fig5 FCC {k}"]["photo_branch"]
+        assert photo["runs"] == 1 and photo["diversity"] == 0.0  # DDIM inversion is deterministic: the seed plays no part
+        assert exps[f"fig5 FCC {k}"]["diversity"] > 0 and "fidelity_distance" in exps[f"fig5 FCC {k}"]  # the generated branch, as before
+    cells = [exps[f"grid n_s={a} n_c={b}"] for a in quick["grid_values"] for b in quick["grid_values"]]
+    for rec in [fig2["with_fcc"], fig2["without_fcc"], *cells]:
+        # measured 0.275-0.294 over OMP_NUM_THREADS=1, 2 and seed 1 (spread 0.019); structure 0.060-0.085 (spread 0.025)
+        assert 0.21 < rec["to_photo"] < 0.35, rec
+        assert rec["structure_to_photo"] < 0.16, rec  # offline the outputs keep none of the photo's edges (random VAE)
+    assert all({"distance", "to_photo"} <= set(c["generated"]) for c in cells)
+    src = summary["settings_sources"]
+    assert src["augment_training"]["value"] is True and src["augment_training_other_reading"]["source"].startswith("arXiv 2303.03231 abstract")

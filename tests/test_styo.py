@@ -80,7 +80,7 @@ def test_idl_loss_falls_on_the_tiny_model(ldm, images) -> None:
     before = eval_denoising_loss(ldm.unet, ldm, src, prompt)
     unet, hist = train_idl(ldm, src, tgt, aux, config=IDLConfig(steps=25, lr=1e-3), progress=False)
     after = eval_denoising_loss(unet, ldm, src, prompt)
-    assert after < 0.7 * before, (before, after)
+    assert after < 0.7 * before, (before, after)  # measured 0.2704 at 1 and 2 threads (issue 20)
     assert set(hist) == {"source", "target", "aux", "total"} and len(hist["total"]) == 25
     assert hist["total"][0] == pytest.approx(hist["source"][0] + hist["target"][0] + hist["aux"][0], rel=1e-6)  # Eq. 4: a sum
     assert all(torch.equal(a, b) for a, b in zip(ldm.unet.state_dict().values(), build_components("tiny", 0)["unet"].state_dict().values()))  # a copy was tuned

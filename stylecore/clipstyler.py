@@ -35,6 +35,7 @@ from .clip_guidance import (
     text_embedding,
     threshold_rejection,
 )
+from .cache import load_checked
 from .images import atomic_path
 from .losses import content_loss
 from .stylenet import LiteUNet, StyleNet, style_network
@@ -358,8 +359,7 @@ def fit(
     lrs: list[float] = []
     start, seconds = 0, 0.0
     path = Path(checkpoint) if checkpoint else None
-    if path is not None and path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors, lists and floats only
+    if path is not None and (state := load_checked(path, "CLIPstyler checkpoint")) is not None:  # tensors, lists and floats only
         module.load_state_dict(state["module"])
         opt.load_state_dict(state["opt"])
         if sched is not None:

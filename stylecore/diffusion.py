@@ -277,6 +277,8 @@ def _load_folder(folder: Path, dtype: torch.dtype, device: str | torch.device) -
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    from safetensors import SafetensorError  # a truncated or garbled weights file
+
     _check_layout(folder)
     try:
         parts = dict(
@@ -285,7 +287,7 @@ def _load_folder(folder: Path, dtype: torch.dtype, device: str | torch.device) -
             text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", dtype=dtype),
             tokenizer=CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer"),
         )
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise WeightsUnavailableError(f"could not load the Stable Diffusion folder {folder}: {type(exc).__name__}: {str(exc)[:300]}") from None
     for key in ("unet", "vae", "text_encoder"):
         parts[key] = parts[key].to(device).eval().requires_grad_(False)

@@ -261,11 +261,11 @@ def _save(obj: dict, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def _load_run_file(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file: say which and what to do
-        raise WeightsUnavailableError(f"{path} is not a readable training checkpoint ({type(exc).__name__}: {exc}); delete it to retrain.") from None
+def _load_run_file(path: Path) -> dict | None:
+    """A finished network or checkpoint of a run; None when absent, or damaged (one CacheWarning, then retrained)."""
+    from .cache import load_checked
+
+    return load_checked(path, "trained style network" if path.name == "final.pt" else "training checkpoint")
 
 
 def load_style_network(path: str | os.PathLike[str], model: StyleTransferNetwork) -> StyleTransferNetwork:
@@ -307,8 +307,7 @@ def train_style_network(
     run_dir = Path(checkpoint_dir).expanduser() / key
     final_path, last_path = run_dir / "final.pt", run_dir / "last.pt"
     model.to(device)
-    if final_path.exists():
-        saved = _load_run_file(final_path)
+    if (saved := _load_run_file(final_path)) is not None:
         model.load_state_dict(saved["model"])
         return TrainResult(model, saved["history"], key, float(saved["seconds"]), from_cache=True)
 
@@ -320,8 +319,7 @@ def train_style_network(
     gen = torch.Generator().manual_seed(config.seed)
     history: dict[str, list[float]] = {"content": [], "style": [], "total": [], "style_index": []}
     step, seconds, resumed = 0, 0.0, 0
-    if last_path.exists():
-        saved = _load_run_file(last_path)
+    if (saved := _load_run_file(last_path)) is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         gen.set_state(saved["generator"])

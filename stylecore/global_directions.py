@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .clip_guidance import ClipGuide, text_embedding
+from .cache import load_checked
 from .images import atomic_path
 from .stylegan2 import Generator, truncate
 
@@ -110,8 +111,8 @@ def channel_relevance(
         raise ValueError(f"layers {sorted(set(wanted) - set(every))} are toRGB or out of range; manipulated layers: {every}")
     path = Path(cache) if cache is not None else None
     done: dict[int, torch.Tensor] = {}
-    if path is not None and path.exists():
-        done = {int(k): v for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+    if path is not None and (cached := load_checked(path, "channel relevance")) is not None:
+        done = {int(k): v for k, v in cached.items()}
     noise = generator.fixed_noise()
     n_img = codes[0].shape[0]
     todo = [l for l in wanted if l not in done]

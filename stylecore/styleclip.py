@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .arcface import IRSE50, face_crop, identity_loss
 from .clip_guidance import ClipGuide
+from .cache import load_checked
 from .images import atomic_path
 from .stylegan2 import EqualLinear, Generator, PixelNorm
 
@@ -288,8 +289,7 @@ def train_mapper(
     hist: dict[str, list[float]] = {"total": [], "clip": [], "l2": [], "id": []}
     step = 0
     path = Path(checkpoint) if checkpoint is not None else None
-    if path is not None and path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    if path is not None and (state := load_checked(path, "mapper checkpoint")) is not None:
         if state["levels"] != mapper.levels:
             raise ValueError(f"checkpoint {path} was trained with levels {state['levels']}, this mapper has {mapper.levels}; use another checkpoint path")
         mapper.load_state_dict(state["mapper"])

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cache import load_checked
 from .images import atomic_path
 
 __all__ = [
@@ -277,8 +278,7 @@ def train_idl(
         for x in (source, target, *aux):
             digest.update(x.detach().cpu().float().numpy().tobytes())
         ckpt = Path(folder) / f"idl-{config.key([asdict(ids), ldm.weights_info.label, digest.hexdigest()])}.pt"
-        if ckpt.exists():
-            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if (state := load_checked(ckpt, "IDL checkpoint")) is not None:
             unet.load_state_dict(state["unet"])
             opt.load_state_dict(state["optimizer"])
             gen.set_state(state["generator"])

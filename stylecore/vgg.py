@@ -342,8 +342,10 @@ def _cached_means(vgg: nn.Module, info: WeightsInfo, variant: str, pooling: str,
 
     root = Path(os.environ.get("STYLECORE_CACHE") or Path.home() / ".cache" / "stylecore") / "vgg_normalization"
     path = root / f"{_normalization_cache_key(info, variant, pooling, size)}.pt"
-    if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)
+    from .cache import load_checked
+
+    if (cached := load_checked(path, "VGG19 normalisation means")) is not None:
+        return cached
     images = list(calibration_images(size, data_dir).values())
     means = normalization_means(vgg, images, VGG19_VARIANTS[variant].preprocessing, pooling)
     path.parent.mkdir(parents=True, exist_ok=True)

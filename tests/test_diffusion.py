@@ -104,3 +104,20 @@ def test_auto_offline_falls_back_to_tiny_random_loaded_from_disk(tmp_path, monke
     assert mean.shape == (2, 4, 8, 8) and (std > 0).all()  # SD's 8× latent factor
     assert ldm.decode_latents(mean).shape == (2, 3, 64, 64)
     assert ldm.encode_prompt(["a portrait", "sks"]).shape == (2, 77, 32)
+
+
+@pytest.mark.parametrize("damage", ["missing unet weights", "truncated text encoder"])
+def test_sd_folder_with_a_damaged_component_is_one_clear_error(tiny_folder, tmp_path, damage) -> None:
+    import shutil
+
+    from .faults import truncate
+
+    folder = shutil.copytree(tiny_folder, tmp_path / "sd")
+    if damage == "missing unet weights":
+        for f in (folder / "unet").glob("diffusion_pytorch_model*"):
+            f.unlink()
+    else:
+        (weights,) = (folder / "text_encoder").glob("model*.safetensors")
+        truncate(weights)
+    with pytest.raises(WeightsUnavailableError, match=f"could not load the Stable Diffusion folder {folder}"):
+        load_ldm(weights="pretrained", local_dir=folder)

@@ -120,13 +120,14 @@ def test_training_reduces_style_loss(extractor, tmp_path) -> None:
     contents, styles = _data()
     res = train_style_network(_net(), _cfg(steps=40, styles_trained=(0,)), contents, styles, extractor, tmp_path, progress=False)
     s = res.history["style"]
-    assert len(s) == 40 and sum(s[-5:]) < 0.7 * sum(s[:5])
+    assert len(s) == 40 and sum(s[-5:]) < 0.7 * sum(s[:5])  # measured 0.544 (1 thread), 0.543 (2) (issue 20)
     assert set(res.history["style_index"]) == {0.0}
     batches = evaluation_batches(contents, 2, 2, 16)
     grams = style_grams(extractor, styles[0], LAYERS)
     trained = evaluate_losses(res.model, extractor, batches, grams, 0, _cfg())
     untrained = evaluate_losses(_net(), extractor, batches, grams, 0, _cfg())
-    assert trained["style"] < 0.7 * untrained["style"]  # held-out crops: the network learned, not the batches
+    # held-out crops: the network learned, not the batches (measured 0.503 at 1 thread, 0.512 at 2: issue 20)
+    assert trained["style"] < 0.7 * untrained["style"]
 
 
 class Killed(RuntimeError):
@@ -227,3 +228,26 @@ def test_carried_over_weights_keep_the_balance_of_the_losses() -> None:
     assert float(naive["style"] / naive["content"]) < 1e-3 * float(after["style"] / after["content"])  # without it the balance is lost
     with pytest.raises(ValueError, match="one weight per style layer"):
         _cfg(style_layer_weights=(1.0,))
+
+
+def test_damaged_cached_network_and_checkpoint_are_retrained_with_one_warning(extractor, tmp_path) -> None:
+    from stylecore.cache import CacheWarning
+
+    from .faults import garble, truncate
+
+    contents, styles = _data()
+    first = train_style_network(_net(), _cfg(steps=3), contents, styles, extractor, tmp_path, progress=False)
+    final = tmp_path / first.key / "final.pt"
+    garble(final)  # still loads with torch.load: only the CRC check notices
+    with pytest.warns(CacheWarning, match="trained style network") as record:
+        again = train_style_network(_net(), _cfg(steps=3), contents, styles, extractor, tmp_path, progress=False)
+    assert len([w for w in record if issubclass(w.category, CacheWarning)]) == 1
+    assert not again.from_cache and all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()))
+    assert train_style_network(_net(), _cfg(steps=3), contents, styles, extractor, tmp_path, progress=False).from_cache  # a valid file again
+    # a truncated checkpoint of an unfinished run: trained from the start, to the same weights
+    (tmp_path / first.key / "last.pt").write_bytes(final.read_bytes())
+    final.unlink()
+    truncate(tmp_path / first.key / "last.pt")
+    with pytest.warns(CacheWarning, match="training checkpoint"):
+        third = train_style_network(_net(), _cfg(steps=3), contents, styles, extractor, tmp_path, progress=False)
+    assert third.resumed_from == 0 and all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), third.model.state_dict().values()))

@@ -92,3 +92,46 @@ def test_run_outputs_summary(tmp_path: Path) -> None:
     assert summary["parameters"] == {"size": 64} and summary["experiments"]["e"] == {"loss": 1.5}
     assert summary["weights"]["vgg"]["pretrained"] is False and summary["files"] == ["img.png", "fig.png"]
     assert (tmp_path / "o" / "img.png").exists() and (tmp_path / "o" / "fig.png").exists()
+
+
+def test_check_param_bounds_lists_images_and_sizes(tmp_path: Path) -> None:
+    from stylecore.run import check_image, check_nonempty, check_size, vgg19_bytes_per_pixel
+
+    assert check_param("steps", 1, int, at_least=1) == 1
+    with pytest.raises(ValueError, match="'steps' must be at least 1, got -3"):
+        check_param("steps", -3, int, at_least=1)
+    with pytest.raises(ValueError, match="'prompts' must name at least one"):
+        check_nonempty("prompts", [])
+    assert check_image("content", "tubingen") == "tubingen"
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    for path in (tmp_path / "bad.png", tmp_path / "missing.png"):
+        with pytest.raises(ValueError, match="parameter 'content' is neither a sample name"):
+            check_image("content", str(path))
+    # 96 px: about 44 MB; the refusal names the parameter, the memory and the largest size that fits
+    bpp = vgg19_bytes_per_pixel()
+    assert 4000 < bpp < 6000 and vgg19_bytes_per_pixel(training=False) == bpp // 2
+    assert check_size("image_size", 96, bpp) == 96
+    with pytest.raises(ValueError, match=r"'image_size' = 100000 would need about \d+\.\d GiB .* use at most about \d+"):
+        check_size("image_size", 100000, bpp)
+
+
+def test_resolve_device_names_the_parameter_for_unknown_or_absent_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="parameter 'device' must be one of"):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="parameter 'device' is 'cuda' but torch sees no CUDA device"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="'mps' but torch sees no Apple GPU"):
+        resolve_device("mps", ("cpu", "mps"))
+
+
+def test_deterministic_env_switches_torch_and_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYLECORE_DETERMINISTIC", "1")
+    try:
+        out = RunOutputs(tmp_path / "o", "nb", {})
+        assert torch.are_deterministic_algorithms_enabled() and out.summary["environment"]["deterministic_algorithms"] is True
+    finally:
+        torch.use_deterministic_algorithms(False)
+    monkeypatch.delenv("STYLECORE_DETERMINISTIC")
+    assert RunOutputs(tmp_path / "p", "nb", {}).summary["environment"]["deterministic_algorithms"] is False

@@ -49,7 +49,7 @@ def test_projection_reconstructs_a_generated_image(gan) -> None:
     res = project(g, vgg, target, w_avg, steps=25, lr=0.1, noise_regularize=1e3, show_progress=False)
     start = ((g.synthesis(g.w_to_s(g.w_plus(w_avg)), res.noise) + 1) / 2 - target).pow(2).mean()
     end = ((res.image + 1) / 2 - target).pow(2).mean()
-    assert end < 0.5 * start
+    assert end < 0.5 * start  # measured 0.160 at 1 and 2 threads (issue 20)
     assert res.history["total"][-1] < res.history["total"][0] and res.w.shape == (1, g.n_latent, g.style_dim)
     with pytest.raises(ValueError, match="one RGB image"):
         project(g, vgg, target[0], w_avg, steps=1)

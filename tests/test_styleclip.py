@@ -318,3 +318,21 @@ def test_beta_for_k_channels_matches_the_official_loop(seed) -> None:
             assert exact == 0.0
     with pytest.raises(ValueError, match="k must"):
         beta_for_channels(fs3, dt, -1)
+
+
+def test_damaged_relevance_cache_is_recomputed_with_one_warning(gan, guide, tmp_path) -> None:
+    from stylecore.cache import CacheWarning
+
+    from .faults import truncate
+
+    g, w_avg = gan
+    codes = sample_stylespace(g, 2, w_avg, seed=4)
+    mean, std = stylespace_stats(sample_stylespace(g, 30, w_avg, seed=5))
+    sub = manipulated_layers(g)[-1:]
+    cache = tmp_path / "fs3.pt"
+    fs3 = channel_relevance(g, guide, codes, mean, std, sigma=5.0, batch=8, layers=sub, cache=cache, show_progress=False)
+    truncate(cache)
+    with pytest.warns(CacheWarning, match="channel relevance") as record:
+        again = channel_relevance(g, guide, codes, mean, std, sigma=5.0, batch=8, layers=sub, cache=cache, show_progress=False)
+    assert len([w for w in record if issubclass(w.category, CacheWarning)]) == 1
+    assert torch.equal(fs3, again)

@@ -81,7 +81,7 @@ def test_idl_loss_falls_on_the_tiny_model(ldm, images) -> None:
     before = eval_denoising_loss(ldm.unet, ldm, src, prompt)
     unet, hist = train_idl(ldm, src, tgt, aux, config=IDLConfig(steps=25, lr=1e-3), progress=False)
     after = eval_denoising_loss(unet, ldm, src, prompt)
-    assert after < 0.7 * before, (before, after)
+    assert after < 0.7 * before, (before, after)  # measured 0.2704 at 1 and 2 threads (issue 20)
     assert set(hist) == {"source", "target", "aux", "total"} and len(hist["total"]) == 25
     assert hist["total"][0] == pytest.approx(hist["source"][0] + hist["target"][0] + hist["aux"][0], rel=1e-6)  # Eq. 4: a sum
     assert all(torch.equal(a, b) for a, b in zip(ldm.unet.state_dict().values(), build_components("tiny", 0)["unet"].state_dict().values()))  # a copy was tuned
@@ -202,3 +202,21 @@ def test_idl_rejects_a_training_prompt_over_77_tokens_naming_n_s_and_n_c(ldm, im
         train_idl(ldm, src, tgt, aux, config=IDLConfig(steps=0, n_s=13, n_c=1), progress=False)  # 79 positions
     with pytest.raises(ValueError, match=r"n_c \(now 10\)"):
         train_idl(ldm, src, tgt, aux, config=IDLConfig(steps=0, n_s=3, n_c=10), progress=False)  # 3 + 15 + 2 + 60 + 1 + 2 = 83
+
+
+def test_damaged_idl_checkpoint_is_retrained_with_one_warning(ldm, images, tmp_path) -> None:
+    from stylecore.cache import CacheWarning
+
+    from .faults import garble
+
+    src, tgt, aux = images
+    cfg = IDLConfig(steps=2, lr=1e-3, checkpoint_every=1)
+    first, hist = train_idl(ldm, src, tgt, aux, config=cfg, folder=tmp_path, progress=False)
+    (ckpt,) = tmp_path.glob("idl-*.pt")
+    garble(ckpt)
+    steps = []
+    with pytest.warns(CacheWarning, match="IDL checkpoint") as record:
+        again, hist2 = train_idl(ldm, src, tgt, aux, config=cfg, folder=tmp_path, callback=lambda s, _: steps.append(s), progress=False)
+    assert len([w for w in record if issubclass(w.category, CacheWarning)]) == 1
+    assert steps == [1, 2] and hist2 == hist  # retrained from the start, to the same result
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))

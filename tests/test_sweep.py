@@ -50,6 +50,23 @@ def _finished(out: Path) -> dict[str, dict]:
     return found
 
 
+def _processes_with(marker: str) -> list[int]:
+    """Live processes whose environment carries ``STYLECORE_TEST_MARKER=<marker>`` (the sweep's workers and kernels inherit it;
+    kernels start in their own session, so a process group would not find them)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if f"STYLECORE_TEST_MARKER={marker}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                status = (proc / "status").read_text()
+                if "\nState:\tZ" not in status:  # a zombie has exited; only its parent's wait is missing
+                    found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 def _csv(path: Path) -> list[dict]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
@@ -148,14 +165,16 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out, ledger, grid = base / "out", base / "ledger.jsonl", base / "grid.yaml"
     grid.write_text(GRID4.format(sleep=3.0, ledger=ledger))  # runs wait 0, 3, 3 and 6 s
     cmd = _sweep_cmd(FIXTURE, grid, "--out", out, "--workers", 2)
+    marker = f"sigkill-{os.getpid()}-{time.time_ns()}"
     with open(base / "first.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env())
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env() | {"STYLECORE_TEST_MARKER": marker})
         deadline = time.monotonic() + 240
         while not _finished(out) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     time.sleep(3)  # a worker or kernel that outlived the sweep would finish its run now
+    orphans = _processes_with(marker)
     finished = _finished(out)
     stamps = {k: (out / "runs" / k / "run.json").stat().st_mtime_ns for k in finished}
     executions_before = len(_ledger(ledger))
@@ -164,7 +183,7 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     again = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
     return {"out": out, "ledger": ledger, "grid": grid, "finished_at_kill": finished, "stamps": stamps, "dry": dry,
             "executions_before": executions_before, "executions_after_dry": executions_after_dry, "again": again,
-            "first_log": (base / "first.log").read_text()}
+            "first_log": (base / "first.log").read_text(), "orphans": orphans}
 
 
 def test_killed_sweep_loses_only_runs_in_flight_and_resume_runs_exactly_the_rest(resumed: dict) -> None:
@@ -189,6 +208,34 @@ def test_killed_sweep_loses_only_runs_in_flight_and_resume_runs_exactly_the_rest
     assert set(_finished(out)) == set(planned)
     assert not (out / ".tmp").exists()
     assert set(p.name for p in (out / "runs").iterdir()) == set(planned)
+    assert not resumed["orphans"], "processes of the killed sweep (workers or kernels) outlived it"
+
+
+def test_interrupted_sweep_stops_its_kernels_keeps_only_finished_runs_and_resumes(tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) while runs are in flight: exit 130, no kernel or worker left, no half-written run folder, resume redoes the rest."""
+    out, ledger, grid = tmp_path / "out", tmp_path / "ledger.jsonl", tmp_path / "grid.yaml"
+    grid.write_text(GRID4.format(sleep=2.0, ledger=ledger))  # runs wait 0, 2, 2 and 4 s
+    cmd = _sweep_cmd(FIXTURE, grid, "--out", out, "--workers", 2)
+    marker = f"sigint-{os.getpid()}-{time.time_ns()}"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env() | {"STYLECORE_TEST_MARKER": marker})
+    deadline = time.monotonic() + 240
+    while not _finished(out) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    log, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; finished runs are kept" in log, log
+    deadline = time.monotonic() + 15
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_with(marker), "the interrupted sweep left processes running"
+    finished = _finished(out)
+    assert 1 <= len(finished) < 4, log
+    assert {p.name for p in (out / "runs").iterdir()} == set(finished)  # nothing half-written under runs/
+    assert not (out / ".tmp").exists()  # the runs in flight were stopped and their unfinished folders removed
+    executed = len(_ledger(ledger))
+    again = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert again.returncode == 0 and f"4 runs: {len(finished)} already done, {4 - len(finished)} executed now, 0 failed" in again.stdout
+    assert len(_ledger(ledger)) - executed == 4 - len(finished)
 
 
 def test_results_csv_has_one_row_per_run_with_parameters_and_summary_numbers(resumed: dict) -> None:

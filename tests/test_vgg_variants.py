@@ -162,3 +162,21 @@ def test_caffe_x256_is_the_torch7_ports_input_on_the_same_file(net, tmp_path) ->
         want = torch.relu(net.features[0](V.caffe_preprocess(x, 256.0)))
         assert torch.allclose(b(x)["relu1_1"], want, rtol=1e-5, atol=1e-4)
         assert not torch.allclose(a(x)["relu1_1"], want, rtol=1e-3, atol=1e-3)
+
+
+def test_damaged_normalisation_cache_is_recomputed_with_one_warning(monkeypatch, images, tmp_path) -> None:
+    import os
+    from pathlib import Path
+
+    from stylecore.cache import CacheWarning
+
+    from .faults import garble
+
+    monkeypatch.setattr(V, "calibration_images", lambda size, data_dir=None: {str(i): im for i, im in enumerate(images)})
+    ex = V.vgg19_features(["relu3_1"], "avg", weights="random", normalize=True)
+    (path,) = (Path(os.environ["STYLECORE_CACHE"]) / "vgg_normalization").glob("*.pt")
+    garble(path)
+    with pytest.warns(CacheWarning, match="VGG19 normalisation means") as record:
+        again = V.vgg19_features(["relu3_1"], "avg", weights="random", normalize=True)
+    assert len([w for w in record if issubclass(w.category, CacheWarning)]) == 1
+    assert torch.equal(again.body[-2].weight, ex.body[-2].weight)  # recomputed, the same normalisation

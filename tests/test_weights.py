@@ -154,3 +154,12 @@ def test_state_dict_of_other_architecture_is_a_clear_error(tmp_path: Path) -> No
     torch.save(torchvision.models.vgg16(weights=None).state_dict(), tmp_path / "vgg16.pth")
     with pytest.raises(WeightsUnavailableError, match="does not fit"):
         vgg_module.vgg19_features(["relu1_1"], weights="pretrained", local_file=tmp_path / "vgg16.pth")
+
+
+def test_truncated_weights_file_is_one_clear_error(tmp_path: Path) -> None:
+    from .faults import truncate
+
+    torch.save({"w": torch.ones(1000)}, tmp_path / "cut.pth")
+    truncate(tmp_path / "cut.pth")
+    with pytest.raises(WeightsUnavailableError, match="cut.pth"):
+        load_state_dict_file(tmp_path / "cut.pth")

@@ -230,15 +230,17 @@ def run_sweep(notebook: str | os.PathLike[str], grid: GridSpec | str | os.PathLi
 
         show()
         try:
-            if backend == "local":
-                _local(out_dir, todo, spec_of, workers, on_start, on_done)
-            else:
-                _ray(out_dir, todo, spec_of, nb_bytes, address, workers, cpus_per_run, gpus_per_run, on_start, on_done)
-        finally:
-            bar.close()
-        if report:
-            from .report import build_report
+            try:
+                if backend == "local":
+                    _local(out_dir, todo, spec_of, workers, on_start, on_done)
+                else:
+                    _ray(out_dir, todo, spec_of, nb_bytes, address, workers, cpus_per_run, gpus_per_run, on_start, on_done)
+            finally:
+                bar.close()
+            if report:
+                from .report import build_report
 
-            build_report(out_dir)
-        shutil.rmtree(out_dir / ".tmp", ignore_errors=True)
+                build_report(out_dir)
+        finally:  # also when interrupted: the runs in flight have been stopped, their unfinished folders go
+            shutil.rmtree(out_dir / ".tmp", ignore_errors=True)
     return result

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .margins import check
+
 STEM = "03_dumoulin_2017_conditional_instance_norm"
 FIGURES = [
     "fig5_n_style_vs_single_losses",
@@ -81,15 +83,13 @@ def test_fig5_compares_equal_updates_on_the_same_batches(summary) -> None:
     assert fig5["steps_multi"] == fig5["steps_single"] == p["train_steps"]  # the paper's equal parameter updates
     rows = fig5["rows"]
     assert len(rows) == p["n_seeds"] * len(p["styles"])
-    for r in rows:
-        # each single-style network beats the same untrained network on the fixed batches
-        assert r["single"]["style"] < r["untrained"]["style"], r["style"]
-        assert r["single"]["total"] < r["untrained"]["total"], r["style"]
+    # each single-style network beats the same untrained network on the fixed batches
+    check(STEM, "fig5: max single/untrained style", s)
+    check(STEM, "fig5: max single/untrained total", s)
     # the N-style network has had only train_steps / N updates per style: it must have learned on average over its styles
     # (in quick mode one style may still sit at the untrained loss, which is what the notebook's Fig. 5 numbers then show)
-    for sd in {r["seed"] for r in rows}:
-        mine = [r for r in rows if r["seed"] == sd]
-        assert np.mean([r["n_style"]["style"] for r in mine]) < np.mean([r["untrained"]["style"] for r in mine]), sd
+    check(STEM, "fig5: N-style/untrained mean style", s)
+    for r in rows:
         assert r["d_style"] == pytest.approx(_rel(r["n_style"]["style"], r["single"]["style"]))
         assert r["d_content"] == pytest.approx(_rel(r["n_style"]["content"], r["single"]["content"]))
     d_style = np.array([r["d_style"] for r in rows])
@@ -109,9 +109,9 @@ def test_fig6_gamma_beta_only_vs_scratch_at_equal_steps(summary) -> None:
     assert fig6["trained_parameters"]["gamma_beta_only"] < 0.01 * fig6["trained_parameters"]["from_scratch"]
     rows = fig6["rows"]
     assert len(rows) == p["n_seeds"]
+    check(STEM, "fig6: max γβ-only style/start", s)  # training γ, β alone moved the style
+    check(STEM, "fig6: max scratch total/start", s)
     for r in rows:
-        assert r["gamma_beta_only"]["style"] < r["start_gamma_beta_only"]["style"]  # training γ, β alone moved the style
-        assert r["from_scratch"]["total"] < r["start_from_scratch"]["total"]
         assert r["d_total"] == pytest.approx(_rel(r["gamma_beta_only"]["total"], r["from_scratch"]["total"]))
         reach = r["scratch_steps_to_match"]
         assert reach is None or 1 <= reach <= p["finetune_steps"]
@@ -132,17 +132,16 @@ def test_notebook_states_the_verdicts_it_computed(summary) -> None:
 
 def test_interpolation_moves_from_first_style_to_second(summary) -> None:
     _, s = summary
-    for pair, d in s["experiments"]["fig7_interpolation"]["style_losses"].items():
-        assert d["to_first"][0] < d["to_first"][-1], pair
-        assert d["to_second"][-1] < d["to_second"][0], pair
+    assert s["experiments"]["fig7_interpolation"]["style_losses"]
+    check(STEM, "fig7: max to_first[0]/to_first[-1]", s)
+    check(STEM, "fig7: max to_second[-1]/to_second[0]", s)
 
 
 def test_transposed_convolutions_make_checkerboards(summary) -> None:
     _, s = summary
     e = s["experiments"]["checkerboard_ablation"]["energy"]
     assert set(e) == {"reflect/nearest", "reflect/transposed", "zeros/nearest", "zeros/transposed"}
-    assert e["reflect/transposed"] > 10 * e["reflect/nearest"]
-    assert e["zeros/transposed"] > 10 * e["zeros/nearest"]
+    check(STEM, "checkerboard: min log10 transposed/nearest", s)  # measured 98-410x: margins.py
 
 
 def test_pretrained_network_is_the_real_one_and_exact(summary) -> None:

@@ -8,6 +8,7 @@ from PIL import Image
 from stylecore.clipstyler import ABLATIONS, AUTHORS_CODE, PRESETS, step_decay, with_overrides
 
 from .conftest import quick_parameters
+from .margins import check
 
 STEM = "05_kwon_2022_clipstyler"
 
@@ -52,9 +53,12 @@ def test_prompt_runs_decrease_total_loss_with_the_official_lr_schedule(summary) 
     hp = with_overrides(AUTHORS_CODE, lr_step=quick["lr_step"])
     for text in quick["prompts"]:
         rec = _exp(summary, f"prompt: {text}")
-        assert rec["final"]["total"] < rec["first_total"], text
         assert rec["lr_first"] == 5e-4 and rec["lr_last"] == pytest.approx(hp.lr * step_decay(hp)(quick["iterations"] - 1))
         assert rec["lr_last"] == pytest.approx(5e-4 / 4)  # scheduler-first order: halved after 5 and 11 of 12 iterations
+
+
+def test_prompt_runs_lower_the_loss(summary) -> None:
+    check(STEM, "prompt runs: max final/first total", summary)
 
 
 def test_global_and_directional_training_differ_only_by_the_objective(summary) -> None:
@@ -71,7 +75,8 @@ def test_presets_run_with_their_own_weights(summary) -> None:
         assert rec["lambdas"] == [p.lambda_dir, p.lambda_patch, p.lambda_c, p.lambda_tv] and rec["source"] == p.source
         assert rec["final"]["content"] == pytest.approx(rec["content_of_output"] * p.lambda_c, rel=1e-6)
     review, paper = _exp(summary, "preset review_values"), _exp(summary, "preset paper")
-    assert review["first_total"] < paper["first_total"] / 100  # λs ~1000× smaller: the same first step weighs far less
+    assert review["first_total"] > 0 and paper["first_total"] > 0
+    check(STEM, "review/paper first total: log10", summary)  # λs ~1000× smaller: the same first step weighs far less
 
 
 def test_each_ablation_acts_as_its_definition_says(out, summary) -> None:
@@ -88,14 +93,14 @@ def test_each_ablation_acts_as_its_definition_says(out, summary) -> None:
             continue
         gaps = rec["patch_minus_unrejected"]
         assert len(gaps) == quick["ablation_iterations"]
-        if ab.rejection:  # R only removes crops: the term is never above the unrejected mean
-            assert all(g <= tol for g in gaps), letter
+        if ab.rejection:  # R only removes crops: the term is never above the unrejected mean (all letters: margins.py)
+            assert max(gaps) <= check(STEM, "rejection: max patch - unrejected", summary) <= tol, letter
         else:  # (c): nothing rejected, the term is the plain mean
             assert rec["rejected_total"] == 0 and all(abs(g) <= tol for g in gaps)
         if ab.augmentation == "none":  # (d): CLIP saw the raw crops
             assert rec["aug_change_mean"] == 0.0
         else:
-            assert rec["aug_change_mean"] > 1e-3, letter
+            assert rec["aug_change_mean"] >= check(STEM, "augmentation: min change", summary), letter
     assert summary["ablation_grid"] == {x: "this run" for x in letters}
     grid = Image.open(out / "fig6_ablation_grid.png")
     assert grid.width > grid.height * 2  # one row: content + one column per setting
@@ -125,7 +130,7 @@ def test_fig7_alternatives_train_what_they_say(summary) -> None:
 def test_fast_variant_loss_falls_with_the_official_schedule(out, summary) -> None:
     rec = _exp(summary, "fast variant")
     quick = quick_parameters(STEM)
-    assert rec["total_last_third"] < rec["total_first_third"]
+    check(STEM, "fast variant: last/first third", summary)
     assert rec["lr_first"] == 1e-4 and rec["lr_last"] == pytest.approx(1e-4 / (1 + 5e-5 * (quick["fast_iterations"] - 1)))
     assert rec["clip_images_per_step"] == quick["fast_batch"] * (quick["fast_draws"] + 1)
     hp = rec["hyper_parameters"]
@@ -136,3 +141,8 @@ def test_fast_variant_loss_falls_with_the_official_schedule(out, summary) -> Non
     img = Image.open(out / "fast_hires.png")
     assert (img.height, img.width) == tuple(rec["hires_shape"][-2:])
     assert set(rec["final"]) == {"total", "content", "patch", "dir", "tv"}
+
+
+def test_quick_run_used_one_thread_as_a_sweep_worker_does(summary) -> None:
+    # issue 25: the inline checks must hold with one thread (conftest.KERNEL_ENV), where a 2-worker sweep runs each run
+    assert summary["environment"]["threads"] == 1

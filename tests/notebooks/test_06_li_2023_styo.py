@@ -8,6 +8,7 @@ from transformers import CLIPTokenizer
 from stylecore.diffusion import write_clip_tokenizer
 
 from .conftest import quick_parameters
+from .margins import check
 
 STEM = "06_li_2023_styo"
 
@@ -57,8 +58,8 @@ def test_idl_loss_is_the_triple_sum_and_the_fit_improves(summary) -> None:
     assert len(hist["total"]) == quick["idl_steps"]
     for i in (0, len(hist["total"]) - 1):
         assert hist["total"][i] == pytest.approx(hist["source"][i] + hist["target"][i] + hist["aux"][i], rel=1e-5)
-    for kind in ("source", "target"):
-        assert rec["fit_after"][kind] < 0.8 * rec["fit_before"][kind], kind
+    assert set(rec["fit_after"]) >= {"source", "target"}
+    check(STEM, "IDL fit after/before: max (source, target)", summary)
 
 
 def test_fig4_ablations_train_what_they_say(summary) -> None:
@@ -73,7 +74,7 @@ def test_fcc_injects_source_maps_and_the_fraction_switches_it(summary) -> None:
     exps = summary["experiments"]
     maps = exps["attention maps"]
     assert maps["inject_fraction"] == 1.0 and maps["max_diff_to_source_with_fcc"] == 0.0  # injected at every step
-    assert maps["max_diff_to_source_without_fcc"] > 1e-5
+    check(STEM, "attention: log10 max diff without FCC", summary)
     frac = exps["injection fraction"]
     assert frac["distances"]["0.0"] == frac["distance_fcc_off"]  # no step injected = FCC off
     assert frac["distances"]["1.0"] == exps["fig2"]["distance_with_fcc"] != exps["fig2"]["distance_without_fcc"]

@@ -134,8 +134,10 @@ class ClipGuide(nn.Module):
 def clip_preprocess(images: torch.Tensor, size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """CLIP's resize + normalisation done in torch so gradients reach the pixels: (B,3,H,W) -> (B,3,size,size).
 
-    Notes: CLIP's PIL pipeline resizes the short side and centre-crops; like the authors' code
-    we resize the whole (square) patch bicubically, which keeps every pixel in the gradient.
+    Notes: CLIP's PIL pipeline resizes the short side and centre-crops; like CLIPstyler's ``clip_normalize``
+    (``F.interpolate(image, size=224, mode='bicubic')``) we resize the whole image bicubically, which keeps
+    every pixel in the gradient. CLIPstyler's crops are not resized here: its ``augment`` brings them to 224 px
+    with ``transforms.Resize(224)``, which is bilinear (:func:`resize_crops`), so this resize leaves them as they are.
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected images of shape (B, 3, H, W) in [0, 1], got {tuple(images.shape)}")

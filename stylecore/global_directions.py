@@ -204,7 +204,7 @@ def channel_relevance(
             sign = torch.tensor([-1.0, 1.0]).repeat_interleave(n_img).repeat(k)  # (2·k·n_img,)
             ch = chans.repeat_interleave(2 * n_img)
             if relevance == "official":  # channels before ch in this layer: at their mean too
-                s[l] = torch.where(torch.arange(n_ch)[None, :] < ch[:, None], mean[l].expand_as(s[l]), s[l])
+                s[l] = torch.where(torch.arange(n_ch, device=s[l].device)[None, :] < ch.to(s[l].device)[:, None], mean[l].expand_as(s[l]), s[l])
             s[l][torch.arange(len(ch)), ch] = mean[l][ch] + sign * sigma * std[l][ch]
             img = torch.cat([generator.synthesis([t[i : i + batch] for t in s], noise) for i in range(0, len(ch), batch)])
             f = _encode(guide, img, image_input).view(k, 2, n_img, -1)

@@ -44,6 +44,7 @@ __all__ = [
     "patch_clip_loss",
     "random_patches",
     "random_perspective",
+    "resize_crops",
     "perspective_corners",
     "register_tiny_clip",
     "text_embedding",
@@ -52,6 +53,8 @@ __all__ = [
 
 CLIP_ENV = "STYLECORE_CLIP_WEIGHTS"  # local-file override of the CLIP checkpoint
 Augmentation = Literal["perspective", "affine", "none"]
+PerspectiveFill = Literal["zeros", "mask"]  # see random_perspective
+CropResize = Literal["bilinear", "bicubic"]  # see resize_crops
 Ensemble = Literal["unnormalised_mean", "normalised_mean"]
 
 
@@ -131,8 +134,10 @@ class ClipGuide(nn.Module):
 def clip_preprocess(images: torch.Tensor, size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """CLIP's resize + normalisation done in torch so gradients reach the pixels: (B,3,H,W) -> (B,3,size,size).
 
-    Notes: CLIP's PIL pipeline resizes the short side and centre-crops; like the authors' code
-    we resize the whole (square) patch bicubically, which keeps every pixel in the gradient.
+    Notes: CLIP's PIL pipeline resizes the short side and centre-crops; like CLIPstyler's ``clip_normalize``
+    (``F.interpolate(image, size=224, mode='bicubic')``) we resize the whole image bicubically, which keeps
+    every pixel in the gradient. CLIPstyler's crops are not resized here: its ``augment`` brings them to 224 px
+    with ``transforms.Resize(224)``, which is bilinear (:func:`resize_crops`), so this resize leaves them as they are.
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected images of shape (B, 3, H, W) in [0, 1], got {tuple(images.shape)}")
@@ -355,28 +360,46 @@ def random_patches(image: torch.Tensor, n: int, size: int) -> torch.Tensor:
     return crops.permute(2, 0, 1, 3, 4).reshape(-1, *crops.shape[1:2], size, size)  # (n·B, C, S, S), crop-major
 
 
-def augment_patches(patches: torch.Tensor, augmentation: Augmentation = "perspective") -> torch.Tensor:
+def augment_patches(patches: torch.Tensor, augmentation: Augmentation = "perspective", fill: PerspectiveFill = "zeros") -> torch.Tensor:
     """Random augmentation of each crop independently, gradients kept: (N, 3, S, S) -> (N, 3, S, S).
 
-    ``"perspective"``: RandomPerspective(distortion_scale=0.5, p=1, fill=0) as in the authors'
-    code (Kwon & Ye 2022, Sec. 3.2; Suppl. A: ``RandomPerspective(distortion_scale=0.5)``); ``"affine"``: RandomAffine(30°, scale 0.8-1.2, shear 15°),
-    bilinear like the perspective warp (torchvision's affine default is nearest), the paper's
-    ablation (e), whose parameters the paper does not give; ``"none"``: ablation (d).
-
-    Notes: ``fill=None`` (grid_sample's zero padding) instead of the authors' ``fill=0``: the
-    same black border, but torchvision's fill path writes in place and would break autograd.
-    The perspective warps of all crops run as one ``grid_sample`` (:func:`random_perspective`),
-    the same draws and pixels as torchvision's transform applied crop by crop.
+    ``"perspective"``: ``RandomPerspective(fill=0, p=1, distortion_scale=0.5)`` as in the authors' code
+    (Kwon & Ye 2022, Sec. 3.2; Suppl. A: ``RandomPerspective(distortion_scale=0.5)``), batched in one ``grid_sample``
+    (:func:`random_perspective`: the same draws and pixels as torchvision's transform crop by crop); ``fill`` picks
+    what ``fill=0`` does on a tensor: ``"zeros"`` in torchvision 0.8.2, the version the official code pins, ``"mask"``
+    in torchvision ≥ 0.9 (see :func:`random_perspective`). ``"affine"``: RandomAffine(30°, scale 0.8-1.2, shear 15°),
+    bilinear like the perspective warp (torchvision's affine default is nearest), the paper's ablation (e), whose
+    parameters the paper does not give; ``"none"``: ablation (d). The official ``Resize(224)`` after the warp is
+    :func:`resize_crops`.
     """
     if augmentation == "none":
         return patches
     if augmentation == "perspective":
-        return random_perspective(patches, distortion_scale=0.5)
+        return random_perspective(patches, distortion_scale=0.5, fill=fill)
     if augmentation == "affine":
         t = v2.RandomAffine(degrees=30, scale=(0.8, 1.2), shear=15, interpolation=v2.InterpolationMode.BILINEAR, fill=None)  # type: ignore[arg-type]
     else:
         raise ValueError(f"augmentation must be 'perspective', 'affine' or 'none', got {augmentation!r}")
     return torch.cat([t(p.unsqueeze(0)) for p in patches])  # per-crop random parameters
+
+
+def resize_crops(crops: torch.Tensor, size: int, mode: CropResize = "bilinear") -> torch.Tensor:
+    """Crops to CLIP's input side, differentiable: (N, 3, S, S) -> (N, 3, size, size).
+
+    ``"bilinear"``: the official ``transforms.Resize(224)`` after the warp (``train_CLIPstyler.py`` ``augment``;
+    torchvision's default interpolation is bilinear). The code pins torchvision 0.8.2 (cog.yaml; README "Pytorch
+    1.7.1"), whose tensor resize is ``F.interpolate(mode="bilinear", align_corners=False)`` without antialiasing;
+    today's ``Resize`` antialiases tensors by default, which changes nothing when enlarging (128 -> 224; tested)
+    and would when shrinking: we follow 0.8.2. ``"bicubic"``: :func:`clip_preprocess`'s resize (this project's
+    choice before issue 21).
+    """
+    if crops.shape[-2:] == (size, size):
+        return crops
+    if mode == "bilinear":
+        return F.interpolate(crops, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+    if mode == "bicubic":
+        return _bicubic_matrix(crops.shape[-2], size, crops.device, crops.dtype) @ crops @ _bicubic_matrix(crops.shape[-1], size, crops.device, crops.dtype).T
+    raise ValueError(f"crop resize must be 'bilinear' (the official Resize(224)) or 'bicubic', got {mode!r}")
 
 
 def perspective_corners(n: int, height: int, width: int, distortion_scale: float = 0.5) -> torch.Tensor:
@@ -413,13 +436,19 @@ def _perspective_coefficients(corners: torch.Tensor, height: int, width: int) ->
     return torch.linalg.solve(a, start.reshape(-1, 8)).to(torch.float32)
 
 
-def random_perspective(images: torch.Tensor, distortion_scale: float = 0.5, corners: torch.Tensor | None = None) -> torch.Tensor:
+def random_perspective(images: torch.Tensor, distortion_scale: float = 0.5, corners: torch.Tensor | None = None, fill: PerspectiveFill = "zeros") -> torch.Tensor:
     """A random perspective warp per image, all in one ``grid_sample``: (N, C, H, W) -> (N, C, H, W), differentiable.
 
-    Equals ``v2.RandomPerspective(distortion_scale, p=1, fill=None)`` applied to each image in turn
-    (bilinear, zero outside; torchvision's output-pixel grid and coefficients): the end points come
-    from :func:`perspective_corners` (the same random draws for the same seed) unless ``corners``
-    (N, 4, 2) is given. Batched instead of N transform calls: one grid for all images.
+    Equals torchvision's ``RandomPerspective(distortion_scale, p=1, fill=0)`` applied to each image in turn (bilinear;
+    torchvision's output-pixel grid and coefficients): the end points come from :func:`perspective_corners` (the same
+    random draws for the same seed) unless ``corners`` (N, 4, 2) is given. Batched instead of N transform calls.
+
+    ``fill="zeros"``: grid_sample's zero padding: torchvision 0.8.2 (the official code's pin), whose tensor perspective
+    ignores ``fill`` ("Fill value for the area outside the transform in the output image is always 0"), and
+    ``fill=None`` of later versions. ``fill="mask"``: ``fill=0`` of torchvision ≥ 0.9 (v1 ``_apply_grid_transform``):
+    a ones channel is warped with the image and the output is ``warped · mask + (1 − mask) · 0``, so pixels that
+    blend with the outside are darkened once more. Both back-propagate (v1's blend is out of place; only v2's
+    ``fill=0`` path writes in place).
     """
     n, _, h, w = images.shape
     corners = perspective_corners(n, h, w, distortion_scale) if corners is None else corners
@@ -430,4 +459,10 @@ def random_perspective(images: torch.Tensor, distortion_scale: float = 0.5, corn
     base = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).view(1, h * w, 3)  # output pixel centres, homogeneous
     scale = torch.tensor([0.5 * w, 0.5 * h], device=images.device, dtype=images.dtype)
     grid = (base @ (theta1.transpose(1, 2) / scale)) / (base @ theta2.transpose(1, 2)) - 1.0  # (n, h·w, 2), grid_sample's [-1, 1]
-    return F.grid_sample(images, grid.view(n, h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=False)
+    if fill == "zeros":
+        return F.grid_sample(images, grid.view(n, h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=False)
+    if fill != "mask":
+        raise ValueError(f"perspective fill must be 'zeros' (torchvision 0.8.2, the official pin) or 'mask' (fill=0 in torchvision ≥ 0.9), got {fill!r}")
+    warped = F.grid_sample(torch.cat([images, torch.ones_like(images[:, :1])], dim=1), grid.view(n, h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=False)
+    mask = warped[:, -1:].expand_as(images)  # (n, C, h, w): how much of each output pixel came from inside the image
+    return warped[:, :-1] * mask + (1.0 - mask) * torch.zeros_like(images)  # torchvision's img · mask + (1 − mask) · fill_img, fill 0

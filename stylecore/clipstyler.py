@@ -25,13 +25,16 @@ from tqdm.auto import tqdm
 from .clip_guidance import (
     Augmentation,
     ClipGuide,
+    CropResize,
     Ensemble,
+    PerspectiveFill,
     augment_patches,
     clip_direction,
     directional_clip_loss,
     global_clip_loss,
     global_clip_loss_crops,
     random_patches,
+    resize_crops,
     text_embedding,
     threshold_rejection,
 )
@@ -70,6 +73,8 @@ class ClipStylerHyperParams:
     ensemble: Ensemble = "unnormalised_mean"  # prompt ensembling (stylecore.clip_guidance.text_embedding)
     source_text: str = "a Photo"  # t_src: "Photo" in the paper (Sec. 3.2), "a Photo" in the official code
     image_size: int = 512  # square side the content image is resized to
+    crop_resize: CropResize = "bilinear"  # crops -> CLIP's side: the official transforms.Resize(224) (clip_guidance.resize_crops)
+    perspective_fill: PerspectiveFill = "zeros"  # RandomPerspective(fill=0) in torchvision 0.8.2 (the code's pin); "mask": ≥ 0.9
     source: str = ""
 
 
@@ -200,7 +205,7 @@ class ClipStylerLoss:
     its own (as E_I(I_c) was computed); ``batched=False``: one call per crop.
 
     After each call ``last`` holds what the step fed CLIP (``crops_raw``: the random crops,
-    ``crops``: after augmentation, ``per_patch``: l_patch of each crop before rejection) and
+    ``crops``: after augmentation, ``clip_crops``: resized to CLIP's side (``hp.crop_resize``), ``per_patch``: l_patch of each crop before rejection) and
     ``records`` gains one dict of diagnostics: ``patch_unrejected`` (λ_p · mean l_patch, no
     rejection), ``rejected`` (crops R zeroed), ``aug_change`` (mean |crops − crops_raw|).
     """
@@ -233,17 +238,18 @@ class ClipStylerLoss:
         record: dict[str, float] = {}
         if ab.use_patch:
             raw = random_patches(output, hp.n_patches, hp.patch_size)  # (n, 3, S, S)
-            crops = augment_patches(raw, ab.augmentation)
+            crops = augment_patches(raw, ab.augmentation, hp.perspective_fill)
+            clip_crops = resize_crops(crops, self.clip.image_size, hp.crop_resize)  # the official augment's Resize(224)
             # The crops in one CLIP call; the whole output in a call of its own, as its reference E_I(I_c) was
             # made: batched with the crops, float rounding would make ΔI = E_I(f(I_c)) − E_I(I_c) noise at f = id.
-            emb = self._encode(crops)  # (n, D)
+            emb = self._encode(clip_crops)  # (n, D)
             if ab.objective == "global":
                 per_patch = global_clip_loss_crops(emb, self.text_emb)  # (n,)
             else:
                 per_patch = directional_clip_loss(emb, self.source_emb, self.text_direction, reduction="none")  # l_patch^(i), (n,)
             kept = threshold_rejection(per_patch, hp.tau, hp.strict_rejection) if ab.rejection else per_patch  # R(l, τ), Eq. 3
             terms["patch"] = hp.lambda_patch * kept.mean()  # Eq. 3
-            self.last = {"crops_raw": raw.detach(), "crops": crops.detach(), "per_patch": per_patch.detach()}
+            self.last = {"crops_raw": raw.detach(), "crops": crops.detach(), "clip_crops": clip_crops.detach(), "per_patch": per_patch.detach()}
             record = {"patch_unrejected": hp.lambda_patch * per_patch.mean().item(), "rejected": int((kept == 0).sum() - (per_patch == 0).sum()),
                       "aug_change": (crops - raw).abs().mean().item()}  # fmt: skip
         if ab.use_dir:

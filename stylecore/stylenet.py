@@ -12,10 +12,13 @@ training", shows both. Both take (B, 3, H, W) in [0, 1] and return (B, 3, H, W) 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
-__all__ = ["LiteUNet", "StyleNet", "style_network"]
+__all__ = ["LiteUNet", "StyleNet", "load_official_stylenet", "official_state_dict_to_stylenet", "style_network"]
 
 
 def _double_conv(cin: int, cout: int) -> nn.Sequential:
@@ -97,6 +100,48 @@ class StyleNet(nn.Module):
         h = self.up1(self.up2(self.up3(h, f3), f2), f1)  # (B, ngf, H, W)
         h = self.out(torch.cat([h, x], dim=1))
         return torch.sigmoid(self.conv_fin(h))
+
+
+_BODY_BLOCKS = ("down1", "down2", "down3", "up3", "up2", "up1")  # official Down/UpBlock hold conv/skip directly; ours nest them in .body
+
+
+def official_state_dict_to_stylenet(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename an official ``StyleNet.UNet`` state dict to :class:`StyleNet`'s keys (exact: the same tensors).
+
+    The official ``DownBlock``/``UpBlock`` (cyclomon/CLIPstyler ``StyleNet.py``) hold ``conv`` (Sequential: conv,
+    IN, ReLU, conv, IN, ReLU -> ``conv.0``, ``conv.3``) and ``skip`` themselves; here they sit in a
+    :class:`ResidualBlock` ``body``: ``down1.conv.0.weight`` -> ``down1.body.conv.0.weight``,
+    ``up3.skip.bias`` -> ``up3.body.skip.bias``. All other keys (``conv_init``, ``init``, ``encoding``, ``out``,
+    ``conv_fin``, ``down*.downsample``) are the same. A ``module.`` prefix (DataParallel) is dropped.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        block, _, rest = key.partition(".")
+        if block in _BODY_BLOCKS and rest.split(".")[0] in ("conv", "skip"):
+            key = f"{block}.body.{rest}"
+        out[key] = value
+    return out
+
+
+def load_official_stylenet(state: Mapping[str, torch.Tensor] | str | os.PathLike[str], ngf: int = 16) -> "StyleNet":
+    """A :class:`StyleNet` from an official-layout state dict (or a file of one, ``torch.save(UNet().state_dict())``).
+
+    Raises:
+        ValueError: keys or shapes that do not fit ``StyleNet.UNet(ngf)``, naming the first few.
+    """
+    if not isinstance(state, Mapping):
+        state = torch.load(state, map_location="cpu", weights_only=True)
+    net = StyleNet(ngf)
+    renamed = official_state_dict_to_stylenet(state)
+    missing, unexpected = sorted(set(net.state_dict()) - set(renamed)), sorted(set(renamed) - set(net.state_dict()))
+    if missing or unexpected:
+        raise ValueError(f"not an official StyleNet.UNet(ngf={ngf}) state dict: missing {missing[:4]}, unexpected {unexpected[:4]}")
+    try:
+        net.load_state_dict(renamed)
+    except RuntimeError as exc:
+        raise ValueError(f"official StyleNet state dict does not fit ngf={ngf}: {str(exc)[:300]}") from None
+    return net.eval()
 
 
 class LiteUNet(nn.Module):

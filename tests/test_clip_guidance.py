@@ -19,6 +19,7 @@ from stylecore.clip_guidance import (
     perspective_corners,
     random_patches,
     random_perspective,
+    resize_crops,
     text_embedding,
     threshold_rejection,
 )
@@ -247,6 +248,64 @@ def test_batched_perspective_equals_torchvision_transform_crop_by_crop(shape: tu
     start = [[0, 0], [shape[3] - 1, 0], [shape[3] - 1, shape[2] - 1], [0, shape[2] - 1]]
     each = torch.cat([v2.functional.perspective(p.unsqueeze(0), start, c.tolist(), fill=None) for p, c in zip(x, corners)])  # type: ignore[arg-type]
     assert torch.allclose(random_perspective(x, corners=corners), each, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(16, 3, 128, 128), (5, 3, 37, 50)])
+def test_mask_fill_equals_v1_random_perspective_fill_0_crop_by_crop(shape: tuple[int, ...]) -> None:
+    """fill="mask" is torchvision v1 RandomPerspective(fill=0) (torchvision ≥ 0.9), as train_CLIPstyler.py calls it per crop."""
+    from torchvision.transforms import RandomPerspective
+
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    warp = RandomPerspective(fill=0, p=1, distortion_scale=0.5)
+    torch.manual_seed(4)
+    desired = torch.cat([warp(p.unsqueeze(0)) for p in x])
+    torch.manual_seed(4)
+    got = random_perspective(x, fill="mask")
+    assert torch.allclose(got, desired, atol=1e-5)
+    torch.manual_seed(4)
+    zeros = random_perspective(x)  # torchvision 0.8.2's tensor perspective (fill ignored): zero padding, no mask blend
+    inside = (got - zeros).abs() < 1e-6
+    assert 0.5 < inside.float().mean() < 1 and (got <= zeros + 1e-6).all()  # they differ only where pixels blend with the outside
+    with pytest.raises(ValueError, match="fill"):
+        random_perspective(x, fill="white")  # type: ignore[arg-type]
+
+
+def test_mask_fill_back_propagates_as_v1_does() -> None:
+    from torchvision.transforms import RandomPerspective
+
+    x = torch.rand(6, 3, 20, 24, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(6, 3, 20, 24, dtype=torch.float64)
+    warp = RandomPerspective(fill=0, p=1, distortion_scale=0.5)
+    torch.manual_seed(2)
+    (g_desired,) = torch.autograd.grad((torch.cat([warp(p.unsqueeze(0)) for p in x]) * weights).sum(), x)
+    torch.manual_seed(2)
+    (g_got,) = torch.autograd.grad((random_perspective(x, fill="mask") * weights).sum(), x)
+    torch.manual_seed(2)
+    (g_zeros,) = torch.autograd.grad((random_perspective(x) * weights).sum(), x)
+    assert torch.allclose(g_got, g_desired, atol=1e-10) and g_got.abs().sum() > 0 and not torch.allclose(g_got, g_zeros, atol=1e-6)
+    corners = perspective_corners(2, 12, 12)
+    assert torch.autograd.gradcheck(lambda y: random_perspective(y, corners=corners, fill="mask"), torch.rand(2, 3, 12, 12, dtype=torch.float64, requires_grad=True))
+
+
+def test_crop_resize_is_the_official_resize_224() -> None:
+    """bilinear = transforms.Resize(224) of train_CLIPstyler.py: torchvision 0.8.2's F.interpolate(bilinear, align_corners=False);
+    today's antialiased default gives the same values when enlarging a 128-px crop."""
+    from torchvision.transforms import Resize
+
+    crops = torch.rand(3, 3, 128, 128, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    got = resize_crops(crops, 224)
+    assert torch.allclose(got, Resize(224)(crops), atol=1e-12)  # antialias=True (today's default)
+    assert torch.allclose(got, Resize(224, antialias=False)(crops), atol=1e-12)
+    assert torch.equal(got, torch.nn.functional.interpolate(crops, size=(224, 224), mode="bilinear", align_corners=False))
+    bicubic = resize_crops(crops, 224, "bicubic")
+    assert torch.allclose(bicubic, torch.nn.functional.interpolate(crops, size=(224, 224), mode="bicubic", align_corners=False), atol=1e-10)
+    assert (bicubic - got).abs().max() > 1e-2  # the two resizes are different inputs to CLIP
+    assert resize_crops(crops, 128) is crops
+    x = crops[:1].clone().requires_grad_(True)
+    resize_crops(x, 224).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="bilinear"):
+        resize_crops(crops, 224, "nearest")  # type: ignore[arg-type]
 
 
 def test_batched_perspective_gradients_equal_the_per_crop_transform() -> None:

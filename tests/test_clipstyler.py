@@ -283,7 +283,7 @@ def test_patch_term_equals_patch_clip_loss_on_the_same_crops(parts) -> None:
     loss = ClipStylerLoss(clip, vgg, content, "fire", with_overrides(HP, tau=0.5))
     terms = _probe(loss, torch.rand_like(content))
     with torch.no_grad():
-        desired = HP.lambda_patch * patch_clip_loss(clip.encode_images(loss.last["crops"]), loss.source_emb, loss.text_direction, 0.5, strict=True)
+        desired = HP.lambda_patch * patch_clip_loss(clip.encode_images(loss.last["clip_crops"]), loss.source_emb, loss.text_direction, 0.5, strict=True)
     assert terms["patch"].item() == pytest.approx(desired.item(), rel=1e-5)
 
 
@@ -352,7 +352,7 @@ def test_global_objective_uses_eq1(parts) -> None:
     terms = _probe(loss, out)
     with torch.no_grad():
         assert terms["dir"].item() == pytest.approx(HP.lambda_dir * global_clip_loss(clip.encode_images(out), loss.text_emb).item(), rel=1e-5)
-        per = 1 - torch.nn.functional.cosine_similarity(clip.encode_images(loss.last["crops"]), loss.text_emb.unsqueeze(0))
+        per = 1 - torch.nn.functional.cosine_similarity(clip.encode_images(loss.last["clip_crops"]), loss.text_emb.unsqueeze(0))
     assert torch.allclose(loss.last["per_patch"], per, atol=1e-5)
 
 
@@ -380,3 +380,83 @@ def test_style_net_is_the_official_unet_and_lite_is_an_option() -> None:
     assert sum(p.numel() for p in LiteUNet().parameters()) < desired / 2
     with pytest.raises(ValueError, match="official"):
         style_network("resnet")
+
+
+# The key names and shapes of the official StyleNet.UNet(ngf=16) state dict, as its definition in cyclomon/CLIPstyler
+# StyleNet.py (commit 4843cec) produces them: Down/UpBlock and EncodingBlock each hold `conv` (Sequential conv, IN, ReLU,
+# conv, IN, ReLU: indices 0 and 3) and `skip`; DownBlock also `downsample`; non-affine IN and Upsample carry no keys.
+def _official_keys(g: int = 16) -> dict[str, tuple[int, ...]]:
+    keys: dict[str, tuple[int, ...]] = {"conv_init.weight": (g, 3, 1, 1), "conv_init.bias": (g,)}
+
+    def block(name: str, cin: int, cout: int) -> None:
+        keys.update({f"{name}.conv.0.weight": (cout, cin, 3, 3), f"{name}.conv.0.bias": (cout,), f"{name}.conv.3.weight": (cout, cout, 3, 3),
+                     f"{name}.conv.3.bias": (cout,), f"{name}.skip.weight": (cout, cin, 1, 1), f"{name}.skip.bias": (cout,)})  # fmt: skip
+
+    block("init", g, g)
+    for name, cin, cout in (("down1", g, g), ("down2", g, 2 * g), ("down3", 2 * g, 4 * g)):
+        block(name, cin, cout)
+        keys.update({f"{name}.downsample.weight": (cout, cout, 4, 4), f"{name}.downsample.bias": (cout,)})
+    block("encoding", 4 * g, 8 * g)
+    for name, cin, cout in (("up3", 8 * g, 4 * g), ("up2", 4 * g, 2 * g), ("up1", 2 * g, g)):
+        block(name, cin + cout, cout)
+    block("out", 2 * g, g)
+    keys.update({"conv_fin.weight": (3, g, 1, 1), "conv_fin.bias": (3,)})
+    return keys
+
+
+def test_official_layout_state_dict_loads_into_stylenet_with_the_same_output() -> None:
+    from torch.nn import functional as F
+
+    from stylecore.stylenet import load_official_stylenet, official_state_dict_to_stylenet
+
+    g = torch.Generator().manual_seed(3)
+    official = {k: torch.randn(shape, generator=g) * 0.2 for k, shape in _official_keys().items()}  # an official-layout checkpoint
+
+    def res(x: torch.Tensor, name: str) -> torch.Tensor:  # the official blocks' forward: conv(x) + skip(x)
+        h = F.relu(F.instance_norm(F.conv2d(x, official[f"{name}.conv.0.weight"], official[f"{name}.conv.0.bias"], padding=1)))
+        h = F.relu(F.instance_norm(F.conv2d(h, official[f"{name}.conv.3.weight"], official[f"{name}.conv.3.bias"], padding=1)))
+        return h + F.conv2d(x, official[f"{name}.skip.weight"], official[f"{name}.skip.bias"])
+
+    def naive_unet(x: torch.Tensor) -> torch.Tensor:  # UNet.forward of StyleNet.py, written out
+        x = res(F.conv2d(x, official["conv_init.weight"], official["conv_init.bias"]), "init")
+        skips, d = [], x
+        for name in ("down1", "down2", "down3"):
+            full = res(d, name)
+            skips.append(full)
+            d = F.conv2d(full, official[f"{name}.downsample.weight"], official[f"{name}.downsample.bias"], stride=2, padding=1)
+        h = res(d, "encoding")
+        for name in ("up3", "up2", "up1"):
+            h = res(torch.cat([F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False), skips.pop()], dim=1), name)
+        h = res(torch.cat([h, x], dim=1), "out")
+        return torch.sigmoid(F.conv2d(h, official["conv_fin.weight"], official["conv_fin.bias"]))
+
+    net = load_official_stylenet(official)
+    x = torch.rand(2, 3, 32, 24, generator=g)
+    with torch.no_grad():
+        assert torch.allclose(net(x), naive_unet(x), atol=1e-5)
+    assert set(official_state_dict_to_stylenet(official)) == set(StyleNet().state_dict())  # every key maps, none left over
+    renamed = official_state_dict_to_stylenet({f"module.{k}": v for k, v in official.items()})  # DataParallel prefix
+    assert renamed["down1.body.conv.0.weight"] is official["down1.conv.0.weight"] and renamed["up3.body.skip.bias"] is official["up3.skip.bias"]
+    with pytest.raises(ValueError, match="missing"):
+        load_official_stylenet({k: v for k, v in official.items() if k != "up1.skip.bias"})
+    with pytest.raises(ValueError, match="ngf"):
+        load_official_stylenet(official, ngf=8)
+
+
+def test_presets_feed_clip_the_official_crops_and_the_other_conventions_are_options(parts) -> None:
+    # train_CLIPstyler.py augment: RandomPerspective(fill=0, p=1, distortion_scale=0.5) then Resize(224) (bilinear);
+    # torchvision 0.8.2 (the code's pin) ignores fill on tensors: zero padding.
+    assert all((p.crop_resize, p.perspective_fill) == ("bilinear", "zeros") for p in PRESETS.values())
+    clip, vgg, content = parts
+    out = torch.rand_like(content)
+    seen = {}
+    for name, changes in {"official": {}, "bicubic": {"crop_resize": "bicubic"}, "mask": {"perspective_fill": "mask"}}.items():
+        loss = ClipStylerLoss(clip, vgg, content, "fire", with_overrides(HP, **changes))
+        _probe(loss, out)
+        seen[name] = loss.last
+    for name in seen:
+        assert seen[name]["clip_crops"].shape[-1] == clip.image_size and torch.equal(seen[name]["crops_raw"], seen["official"]["crops_raw"])
+    up = torch.nn.functional.interpolate(seen["official"]["crops"], size=clip.image_size, mode="bilinear", align_corners=False)
+    assert torch.equal(seen["official"]["clip_crops"], up)
+    assert not torch.allclose(seen["bicubic"]["clip_crops"], up, atol=1e-3) and torch.equal(seen["bicubic"]["crops"], seen["official"]["crops"])
+    assert not torch.allclose(seen["mask"]["crops"], seen["official"]["crops"], atol=1e-4)

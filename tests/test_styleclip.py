@@ -201,13 +201,23 @@ def test_apply_direction_edits_only_manipulated_layers(gan) -> None:
 def test_text_direction_is_template_ensemble_difference(guide) -> None:
     import open_clip
 
-    dt = text_direction(guide, "face with blue eyes", "face with eyes")
+    # GetDt's list as read in orpatashnik/StyleCLIP global_torch/StyleCLIP.py and global_directions/MapTS.py (commit
+    # f87a47f): OpenAI's 80 ImageNet templates in their order, the second, 'a photo of many {}.', commented out.
+    official = [t for t in (tpl("{}") for tpl in open_clip.OPENAI_IMAGENET_TEMPLATES) if t != "a photo of many {}."]
+    assert len(official) == 79 and len(open_clip.OPENAI_IMAGENET_TEMPLATES) == 80
+    assert official[:3] == ["a bad photo of a {}.", "a sculpture of a {}.", "a photo of the hard to see {}."]
 
-    def ens(t: str) -> torch.Tensor:
-        e = guide.encode_texts([tpl(t) for tpl in open_clip.OPENAI_IMAGENET_TEMPLATES])
+    def ens(t: str, templates: list[str]) -> torch.Tensor:
+        e = guide.encode_texts([tpl.format(t) for tpl in templates])
         return F.normalize(e.mean(0), dim=0)
 
-    assert torch.allclose(dt, F.normalize(ens("face with blue eyes") - ens("face with eyes"), dim=0), atol=1e-5)
+    for which, templates in (("official", official), ("openai", [tpl("{}") for tpl in open_clip.OPENAI_IMAGENET_TEMPLATES])):
+        dt = text_direction(guide, "face with blue eyes", "face with eyes", templates=which)
+        assert torch.allclose(dt, F.normalize(ens("face with blue eyes", templates) - ens("face with eyes", templates), dim=0), atol=1e-5)
+    assert torch.equal(text_direction(guide, "face with blue eyes", "face with eyes"), text_direction(guide, "face with blue eyes", "face with eyes", templates="official"))
+    assert not torch.allclose(text_direction(guide, "a b", "a"), text_direction(guide, "a b", "a", templates="openai"), atol=1e-6)  # 79 vs 80 differ
+    with pytest.raises(ValueError, match="templates"):
+        text_direction(guide, "a b", "a", templates="imagenet")
 
 
 def test_channel_relevance_naive_and_cache(gan, guide, tmp_path) -> None:
@@ -217,7 +227,7 @@ def test_channel_relevance_naive_and_cache(gan, guide, tmp_path) -> None:
     every = manipulated_layers(g)
     sub = every[-2:]  # the two 64 px layers (fewest channels)
     cache = tmp_path / "fs3.pt"
-    fs3 = channel_relevance(g, guide, codes, mean, std, sigma=5.0, batch=8, layers=sub, cache=cache, show_progress=False)
+    fs3 = channel_relevance(g, guide, codes, mean, std, sigma=5.0, batch=8, layers=sub, cache=cache, show_progress=False, image_input="float")
     offsets = dict(zip(every, torch.cumsum(torch.tensor([0] + [codes[l].shape[1] for l in every]), 0).tolist()))
     assert fs3.shape == (sum(codes[l].shape[1] for l in every), 64)
     assert fs3[: offsets[sub[0]]].abs().sum() == 0  # layers not computed: zero rows
@@ -240,11 +250,81 @@ def test_channel_relevance_naive_and_cache(gan, guide, tmp_path) -> None:
     stored[str(l)] = torch.full_like(stored[str(l)], 7.0)
     del stored[str(sub[1])]  # and a missing layer is computed again, equal to the first run
     torch.save(stored, cache)
-    again = channel_relevance(g, guide, codes, mean, std, batch=5, layers=sub, cache=cache, show_progress=False)
+    again = channel_relevance(g, guide, codes, mean, std, batch=5, layers=sub, cache=cache, show_progress=False, image_input="float")
     assert (again[row] == 7.0).all()
     assert torch.allclose(again[offsets[sub[1]] :], fs3[offsets[sub[1]] :], atol=1e-5)
+    with pytest.raises(ValueError, match="cache"):  # a cache of another convention is refused, not mixed in
+        channel_relevance(g, guide, codes, mean, std, layers=sub, cache=cache, show_progress=False, relevance="official", image_input="float")
     with pytest.raises(ValueError, match="toRGB"):
         channel_relevance(g, guide, codes, mean, std, layers=[1])
+
+
+def test_official_relevance_is_the_shallow_copy_loop_of_single_channel_py(gan, guide) -> None:
+    """relevance="official" equals SingleChannel.py's loop run naively: numpy views, copy.copy, writes into the shared arrays."""
+    import copy
+
+    import numpy as np
+
+    from stylecore.global_directions import official_clip_input
+
+    g, w_avg = gan
+    codes = sample_stylespace(g, 2, w_avg, seed=4)
+    mean, std = stylespace_stats(sample_stylespace(g, 30, w_avg, seed=5))
+    every = manipulated_layers(g)
+    sub = every[-2:]
+    M_dlatents = [c.numpy().copy() for c in codes]  # M.dlatents: the S codes of all images
+    dlatents_o = [d[0:2] for d in M_dlatents]  # tmp1 = M.dlatents[i][tmp:(tmp+num_images)]: numpy views, not copies
+    all_f = []
+    for lindex in sub:
+        for cindex in range(codes[lindex].shape[1]):
+            dl = copy.copy(dlatents_o)  # M.dlatents = copy.copy(dlatents_o): a new list of the same arrays
+            dl[lindex][:, cindex] = mean[lindex][cindex].item()  # written into the shared arrays: stays for the rest of the loop
+            f = []
+            for a in (-5.0, 5.0):  # M.alpha = [-5, 5]; EditOneC: boundary = std at cindex, MSCode: s + alpha * boundary
+                s = [torch.from_numpy(x.copy()) for x in dl]
+                s[lindex][:, cindex] += a * std[lindex][cindex]
+                img = g.synthesis(s, g.fixed_noise())
+                f.append(guide.model.encode_image(official_clip_input(img, guide.image_size, guide.mean, guide.std)).numpy())
+            all_f.append(np.stack(f, axis=1))  # (num_images, 2, D)
+    fs = np.array(all_f)  # GetFs
+    fs1 = fs / np.linalg.norm(fs, axis=-1)[:, :, :, None]
+    fs2 = fs1[:, :, 1, :] - fs1[:, :, 0, :]
+    fs3 = (fs2 / np.linalg.norm(fs2, axis=-1)[:, :, None]).mean(axis=1)
+    desired = torch.from_numpy(fs3 / np.linalg.norm(fs3, axis=-1)[:, None])
+    n_before = sum(codes[l].shape[1] for l in every if l < sub[0])
+    got = channel_relevance(g, guide, codes, mean, std, batch=7, layers=sub, show_progress=False, relevance="official")[n_before:]
+    assert torch.allclose(got, desired.to(got.dtype), atol=1e-5)
+    paper = channel_relevance(g, guide, codes, mean, std, batch=7, layers=sub, show_progress=False, relevance="paper")[n_before:]
+    assert torch.allclose(paper[0], got[0], atol=1e-5)  # the first channel sees nothing visited yet
+    assert (paper - got).abs().max() > 1e-3  # later channels do: the two conventions differ
+    with pytest.raises(ValueError, match="relevance"):
+        channel_relevance(g, guide, codes, mean, std, layers=sub, relevance="deepcopy")
+
+
+def test_official_clip_input_is_pil_resize_of_the_uint8_image(guide) -> None:
+    """The relevance images reach CLIP as SingleChannel.py feeds them: uint8, then CLIP's PIL preprocess."""
+    import numpy as np
+    from PIL import Image
+    from torchvision import transforms as T
+
+    from stylecore.global_directions import official_clip_input
+
+    torch.manual_seed(0)
+    img = (F.interpolate(torch.randn(2, 3, 24, 24), size=96, mode="bilinear") * 0.6).clamp(-1.2, 1.2)  # smooth, some values outside [-1, 1]
+    # CLIP's preprocess (clip.load's _transform): Resize(n_px, BICUBIC), CenterCrop, RGB, ToTensor, Normalize
+    pre = T.Compose([T.Resize(64, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(64), T.ToTensor(), T.Normalize(guide.mean.flatten().tolist(), guide.std.flatten().tolist())])
+    for rounding, offset in (("floor", 0.0), ("round", 0.5)):  # global_torch GenerateImg; TF convert_images_to_uint8 (+0.5)
+        u8 = ((img + 1) * 127.5 + offset).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        desired = torch.stack([pre(Image.fromarray(x)) for x in u8])
+        got = official_clip_input(img, 64, guide.mean, guide.std, rounding)
+        assert torch.allclose(got, desired, atol=1e-6)
+    # the float path (torch bicubic, no antialiasing, no quantisation) is measurably another input
+    floats = (F.interpolate(((img + 1) / 2).clamp(0, 1), size=64, mode="bicubic", align_corners=False) - guide.mean) / guide.std
+    assert (floats - desired).norm() / desired.norm() > 1e-3
+    # torch's own antialiased uint8 bicubic is close to PIL but not equal: why PIL does the resize
+    tv = F.interpolate(torch.from_numpy(u8).permute(0, 3, 1, 2), size=64, mode="bicubic", antialias=True).int()
+    pil = torch.from_numpy(np.stack([np.asarray(Image.fromarray(x).resize((64, 64), Image.BICUBIC)) for x in u8])).permute(0, 3, 1, 2).int()
+    assert (tv - pil).abs().max() <= 2
 
 
 # --- hyper-parameters and their sources -------------------------------------------------------

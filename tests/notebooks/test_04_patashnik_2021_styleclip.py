@@ -76,6 +76,11 @@ def test_global_directions_numbers(summary) -> None:
     assert counts[0] == rec["channels_with_relevance"] > 0  # β = 0 keeps every computed channel
     assert all(a >= b for a, b in zip(counts, counts[1:]))
     assert rec["edit_seconds"] < 2.0
+    # the conventions of the official code the run followed (issue 21), printed and recorded
+    conv = summary["global_conventions"]
+    assert {k: v[0] for k, v in conv.items()} == {"relevance": "paper", "relevance_input": "official", "direction_templates": "official", "stats_cutoff": 8}
+    assert "79" in conv["direction_templates"][1] and "PIL" in conv["relevance_input"][1]
+    assert (rec["relevance"], rec["relevance_input"], rec["direction_templates"], rec["stats_cutoff"]) == ("paper", "official", "official", 8)
 
 
 def test_beta_for_k_channels_follows_the_recorded_counts(summary) -> None:

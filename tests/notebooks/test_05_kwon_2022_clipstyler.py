@@ -38,6 +38,8 @@ def test_paper_and_code_differences_are_shown(summary) -> None:
     assert t_src["L_dir"]["paper 'Photo'"] != t_src["L_dir"]["code 'a Photo'"]
     rej = summary["rejection_at_tau"]  # τ set to one crop's own loss: Eq. 3 (≤) zeroes it, the code (<) keeps it
     assert rej["crops_at_tau"] >= 1 and rej["zeroed_paper_le"] - rej["zeroed_code_lt"] == rej["crops_at_tau"]
+    # crops into CLIP as train_CLIPstyler.py's augment (issue 21): zero-padded warp (torchvision 0.8.2), bilinear Resize
+    assert summary["crop_conventions"] == {name: {"crop_resize": "bilinear", "perspective_fill": "zeros"} for name in ("paper", "authors_code", "review_values")}
 
 
 def test_figures_written(out, summary) -> None:

@@ -136,3 +136,44 @@ def test_distances_to_the_photo_are_reported_beside_the_earlier_numbers(summary)
     assert all({"distance", "to_photo"} <= set(c["generated"]) for c in cells)
     src = summary["settings_sources"]
     assert src["augment_training"]["value"] is True and src["augment_training_other_reading"]["source"].startswith("arXiv 2303.03231 abstract")
+
+
+def test_verdicts_follow_from_the_numbers_by_the_stated_rules(out, summary) -> None:
+    """Each claim's printed verdict is the rule stated in the notebook, recomputed here from the numbers it wrote."""
+    exps, verdicts = summary["experiments"], summary["verdicts"]
+    pretrained = summary["weights"]["ldm"]["pretrained"]
+    quick = quick_parameters(STEM)
+
+    def expected(evaluable: bool, holds: bool) -> str:
+        return ("reproduced" if holds else "not reproduced") if evaluable else "not evaluable"
+
+    # Fig. 2: with FCC closer to the photo on both measures; evaluable with real weights and a source branch that keeps S >= 0.5
+    on, off = exps["fig2"]["with_fcc"], exps["fig2"]["without_fcc"]
+    closer = on["to_photo"] < off["to_photo"] and on["structure_to_photo"] > off["structure_to_photo"]
+    v = verdicts["fig2"]
+    assert v["s_min"] == 0.5 and v["holds"] == closer and v["reference"] == "photo"
+    assert v["verdict"].startswith(expected(pretrained and on["source_structure_to_photo"] >= v["s_min"], closer)), v
+    # Fig. 5: diversity larger with FCC off and fidelity distance smaller with FCC on (generated branch, over seeds)
+    f_on, f_off = exps["fig5 FCC on"], exps["fig5 FCC off"]
+    holds5 = f_off["diversity"] > f_on["diversity"] and f_on["fidelity_distance"] < f_off["fidelity_distance"]
+    assert verdicts["fig5"]["holds"] == holds5 and verdicts["fig5"]["verdict"].startswith(expected(pretrained, holds5))
+    # the grid: mean d_photo rises strictly with n_s and falls strictly with n_c
+    g = quick["grid_values"]
+    for axis, name, sign in ((0, "n_s", 1), (1, "n_c", -1)):
+        means = [sum(exps[f"grid n_s={a} n_c={b}"]["to_photo"] for a in g for b in g if (a, b)[axis] == val) / len(g) for val in g]
+        holds = all(sign * (b - a) > 0 for a, b in zip(means, means[1:]))
+        rec = verdicts[f"grid {name}"]
+        assert rec["means"] == pytest.approx(means, rel=1e-12) and rec["holds"] == holds
+        assert rec["verdict"].startswith(expected(pretrained and len(g) >= 2, holds)), rec
+    assert verdicts["fig4"]["verdict"].startswith("not evaluable") and verdicts["fig4"]["evaluable"] is False
+    # offline (random weights) nothing is "reproduced"
+    assert not pretrained and all(not r["verdict"].startswith(("reproduced", "not reproduced")) for k, r in verdicts.items() if k != "m_star_equals_source")
+    # M* = M_src: exact at full injection, and the maps differ without FCC
+    maps = exps["attention maps"]
+    assert verdicts["m_star_equals_source"]["holds"] == (maps["max_diff_at_full_injection"] == 0.0 and maps["max_diff_to_source_without_fcc"] > 0)
+    assert verdicts["m_star_equals_source"]["verdict"] == "holds"
+    # on screen, not only in summary.json
+    text = (out.parent / f"{STEM}.ipynb").read_text()
+    for label in ("Verdict (Fig. 2)", "Verdict (Fig. 4)", "Verdict (Fig. 5)", "Verdict (grid, n_s)", "Verdict (grid, n_c)", "M* = M_src on the content indices"):
+        assert label in text, label
+

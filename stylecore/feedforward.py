@@ -178,7 +178,12 @@ def random_crops(images: Sequence[torch.Tensor], batch: int, size: int, gen: tor
 
 
 def perceptual_losses(extractor: VGGFeatures, output: torch.Tensor, content: torch.Tensor, style_grams: dict[str, torch.Tensor], config: TrainConfig) -> dict[str, torch.Tensor]:
-    """Weighted {"content": L_c, "style": L_s} of the module docstring; ``style_grams`` {layer: (1 or B, C, C)}."""
+    """Weighted {"content": L_c, "style": L_s} of the module docstring; ``style_grams`` {layer: (1 or B, C, C)}.
+
+    Notes: Dumoulin et al. 2017, Sec. 2, write Σ_l ‖·‖² / U_l with U_l = C_l·H_l·W_l and an unnormalised Gram.
+    The content term here is that Eq. 3 exactly (batch-averaged); the style layer term is Eq. 2 divided once
+    more by U_l (Magenta's mean form, the one its λ_s = 1e-4 belongs to). ``tests/test_feedforward.py`` checks both.
+    """
     feats = extractor(output)
     with torch.no_grad():
         targets = extractor(content)

@@ -74,6 +74,25 @@ def test_perceptual_losses_match_naive_formula(extractor) -> None:
     torch.testing.assert_close(terms["style"], desired_s, rtol=1e-4, atol=0)
 
 
+def test_mean_form_is_the_papers_eqs_2_3_with_the_style_term_divided_by_units(extractor) -> None:
+    """Dumoulin et al. 2017, Eqs. 2–3 with plain Grams: L_c = Σ_j ‖φ_j(p) − φ_j(c)‖² / U_j (the same number as the mean form),
+    L_s = Σ_i ‖G(φ_i(p)) − G(φ_i(s))‖_F² / U_i (the mean form's layer term times U_i = C_i H_i W_i), per image, batch-averaged."""
+    cfg = _cfg(content_weight=1.0, style_weight=1.0)
+    out, content, style = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    fo, fc, fs = extractor(out), extractor(content), extractor(style)
+    terms = perceptual_losses(extractor, out, content, style_grams(extractor, style, LAYERS), cfg)
+    paper_c = sum(((fo["relu2_2"][b] - fc["relu2_2"][b]) ** 2).sum() / fo["relu2_2"][b].numel() for b in range(2)) / 2
+    torch.testing.assert_close(terms["content"], paper_c, rtol=1e-5, atol=0)
+    mean_form = 0.0
+    for k in LAYERS:
+        u = fo[k][0].numel()
+        plain = [(f.flatten(1) @ f.flatten(1).T).double() for f in (fo[k][0], fo[k][1], fs[k][0])]  # (C, C), no normalisation
+        paper_layer = sum(float(((plain[b] - plain[2]) ** 2).sum()) / u for b in range(2)) / 2
+        mean_form += paper_layer / u
+    assert float(terms["style"]) == pytest.approx(mean_form, rel=1e-4)
+    assert float(terms["style"]) != pytest.approx(mean_form * fo[LAYERS[0]][0].numel(), rel=0.5)  # the extra 1/U_l is real
+
+
 def test_evaluation_batches_are_fixed_crops_independent_of_training() -> None:
     contents, _ = _data()
     a = evaluation_batches(contents, 3, 2, 16, seed=7)

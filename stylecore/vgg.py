@@ -179,6 +179,7 @@ class VGGFeatures(nn.Module):
         pooling: Literal["max", "avg"] = "avg",
         weights_info: WeightsInfo | None = None,
         preprocessing: Preprocessing = "imagenet",
+        ceil_mode: bool = False,
     ) -> None:
         super().__init__()
         self.layers: tuple[str, ...] = tuple(dict.fromkeys(layers))
@@ -192,6 +193,7 @@ class VGGFeatures(nn.Module):
         if preprocessing not in _PREPROCESS:
             raise ValueError(f"preprocessing must be one of {tuple(_PREPROCESS)}, got {preprocessing!r}")
         self.pooling = pooling
+        self.ceil_mode = ceil_mode  # True: pooled sizes ceil(H/2) as Caffe/loadcaffe; False: floor as torchvision
         self.preprocessing = preprocessing
         self.weights_info = weights_info
         self.variant = "torchvision"
@@ -205,7 +207,9 @@ class VGGFeatures(nn.Module):
                 module = nn.ReLU(inplace=name.replace("relu", "conv") not in self.layers)
             elif name.startswith("pool") and pooling == "avg":
                 # Gatys et al. 2016, Sec. 2: "replacing the maximum pooling operation by average pooling … slightly more appealing results"
-                module = nn.AvgPool2d(kernel_size=2, stride=2)
+                module = nn.AvgPool2d(kernel_size=2, stride=2, ceil_mode=ceil_mode)
+            elif name.startswith("pool"):
+                module = nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=ceil_mode)
             modules.append(module)
         self.body = nn.Sequential(*modules)
         self.requires_grad_(False)
@@ -408,6 +412,7 @@ def vgg19_features(
     calibration_size: int = 256,
     data_dir: str | os.PathLike[str] | None = None,
     preprocessing: Preprocessing | None = None,
+    ceil_mode: bool = False,
 ) -> VGGFeatures:
     """Frozen VGG19 feature extractor for ``layers`` under the weights policy ``weights``.
 
@@ -417,7 +422,9 @@ def vgg19_features(
     weights hash (``$STYLECORE_CACHE/vgg_normalization``). ``preprocessing`` overrides the
     variant's input convention (the same weights fed another input scale, e.g. to measure
     what an input scale does to the loss terms). ``truncate=False`` keeps all 37
-    modules (only useful to measure what truncation saves). The returned module's
+    modules (only useful to measure what truncation saves). ``ceil_mode=True`` pools to
+    ⌈H/2⌉ × ⌈W/2⌉ as Caffe (and loadcaffe, which the Torch7 ports use) does; torchvision floors,
+    which drops the last row/column at odd sizes. The returned module's
     ``weights_info.label`` says which weights were used.
 
     Notes: random weights (offline) give the same architecture with torchvision's
@@ -439,7 +446,7 @@ def vgg19_features(
         normalize_vgg_(vgg, means)
         info = WeightsInfo(f"{info.name}, normalised to mean activation 1", info.source, info.sha256, info.seed, info.location)
     layers = tuple(layers)
-    extractor = VGGFeatures(vgg, layers if truncate else (*layers, "pool5"), pooling, info, preprocessing or spec.preprocessing)
+    extractor = VGGFeatures(vgg, layers if truncate else (*layers, "pool5"), pooling, info, preprocessing or spec.preprocessing, ceil_mode)
     extractor.variant = variant
     extractor.channel_means = means
     if not truncate:

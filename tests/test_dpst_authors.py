@@ -121,3 +121,24 @@ def test_style_gradient_is_the_lua_backward_or_the_exact_one(setup, style_gradie
             assert torch.allclose(got[0], exact, rtol=1e-4, atol=1e-6 * float(exact.abs().max()))
             soft = ((mc[k] > 0) & (mc[k] < 1)).any()
             assert not soft or not torch.allclose(got[0], lua, rtol=1e-3)
+
+
+def test_ceil_pooling_gives_loadcaffe_sizes_and_must_match_the_extractor(setup):
+    _, content, style, masks, _ = setup
+    x = torch.rand(1, 3, 25, 31)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        floor = vgg19_features(HP.layers, pooling="max", weights="random", seed=0, variant="caffe_x256")
+        ceil = vgg19_features(HP.layers, pooling="max", weights="random", seed=0, variant="caffe_x256", ceil_mode=True)
+    assert floor(x)["relu2_1"].shape[-2:] == (12, 15) and ceil(x)["relu2_1"].shape[-2:] == (13, 16)
+    assert reduce_mask(torch.ones(1, 25, 31), "relu2_1", ceil_mode=True).shape[-2:] == (13, 16)
+    c = torch.nn.functional.interpolate(content, size=(25, 31))
+    m = SegmentationMasks(masks.labels, torch.nn.functional.interpolate(masks.content[None], size=(25, 31))[0], masks.style)
+    terms = DeepPhotoLoss(ceil, HP.with_(ceil_pooling=True), c, style, m)(c)
+    assert float(terms["content"]) == 0.0 and float(terms["style"]) > 0
+    with pytest.raises(ValueError, match="ceil_mode"):
+        DeepPhotoLoss(floor, HP.with_(ceil_pooling=True), c, style, m)
+    with pytest.raises(ValueError, match="reduction"):
+        DeepPhotoLoss(floor, HP.with_(reduction="sum"), c, style, m)
+    with pytest.raises(ValueError, match="authors_m"):
+        DeepPhotoLoss(floor, HP.with_(reduction="project", style_gradient="authors_m"), c, style, m)

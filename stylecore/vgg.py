@@ -38,7 +38,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .weights import Checkpoint, WeightsInfo, build_with_weights
+from .weights import Checkpoint, WeightsFallbackWarning, WeightsInfo, build_with_weights, resolve_checkpoint, resolve_policy
 
 __all__ = [
     "VGG19_LAYERS",
@@ -399,6 +399,15 @@ def _features_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return {k: v for k, v in state.items() if not k.startswith("classifier.")}
 
 
+def _available(ckpt: Checkpoint) -> tuple[bool, str]:
+    """Whether ``ckpt`` can be had (local, cached or downloaded, hash-checked) under "auto"; and why not."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", WeightsFallbackWarning)
+        path, _ = resolve_checkpoint(ckpt, "auto")  # a file with a wrong hash still raises
+    reason = next((str(w.message).split(";")[0] for w in caught if issubclass(w.category, WeightsFallbackWarning)), "")
+    return path is not None, reason
+
+
 def vgg19_features(
     layers: Iterable[str],
     pooling: Literal["max", "avg"] = "avg",
@@ -427,13 +436,34 @@ def vgg19_features(
     which drops the last row/column at odd sizes. The returned module's
     ``weights_info.label`` says which weights were used.
 
+    ``variant="gatys_normalized"`` under ``weights="auto"`` without a local file: ``vgg_conv.pth``
+    if it can be had (cached or downloaded), else torchvision's VGG19 (hash-checked) normalised
+    here as Sec. 2 says (``normalize=True``; ``extractor.variant`` is then "torchvision" and a
+    :class:`WeightsFallbackWarning` says so), and only if neither can be had random weights.
+
     Notes: random weights (offline) give the same architecture with torchvision's
     initialisation, not normalised unless ``normalize=True`` ("gatys_normalized" is a
     normalised network only when its file is loaded; notebook 01 measures what that means).
+    The bethgelab URL of ``vgg_conv.pth`` has been reported dead since 2023
+    (leongatys/PytorchNeuralStyleTransfer issue #17), hence the torchvision stand-in.
     """
     if variant not in VGG19_VARIANTS:
         raise ValueError(f"variant must be one of {tuple(VGG19_VARIANTS)}, got {variant!r}")
     spec = VGG19_VARIANTS[variant]
+    if variant == "gatys_normalized" and local_file is None and not os.environ.get(spec.checkpoint.env_var) and resolve_policy(weights) == "auto":
+        have_file, why = _available(spec.checkpoint)
+        if not have_file and _available(vgg19_checkpoint())[0]:
+            warnings.warn(
+                f"{why}; using torchvision's VGG19 (IMAGENET1K_V1, sha256-checked) normalised to mean activation 1 on the sample "
+                "images (Sec. 2) instead: the paper's feature space up to the network's training, so the paper's weights apply",
+                WeightsFallbackWarning,
+                stacklevel=2,
+            )
+            ex = vgg19_features(layers, pooling, "pretrained", None, None, seed, truncate, "torchvision", True, calibration_size, data_dir, preprocessing, ceil_mode)
+            info = ex.weights_info
+            assert info is not None
+            ex.weights_info = WeightsInfo(f"{info.name} (stand-in for vgg_conv.pth, which could not be had)", info.source, info.sha256, info.seed, info.location)
+            return ex
     if spec.features_only:
         build, adapt = _vgg19_body, _gatys_keys
     else:

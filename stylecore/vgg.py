@@ -170,6 +170,7 @@ class VGGFeatures(nn.Module):
     Caffe BGR 0–255) happens inside. Output: dict mapping each requested layer name to its
     (B, C_l, H_l, W_l) activation. ``channel_means`` is set when the network was normalised
     (:func:`normalize_vgg_`): {relu name: (C_l,) divisor, the original network's mean activation}.
+    ``ceil_mode=True``: every pooling rounds its output size up (Caffe/loadcaffe), not down (torchvision).
     """
 
     def __init__(

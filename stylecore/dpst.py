@@ -16,12 +16,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .losses import content_loss, total_variation
-from .masks import LABEL_WEIGHTINGS, SegmentationMasks, augmented_style_loss, reduce_mask, style_grams_per_label
+from .losses import content_loss, gram_matrix, total_variation
+from .masks import LABEL_WEIGHTINGS, SegmentationMasks, augmented_style_loss, label_weights, reduce_mask, style_grams_per_label
 from .matting import photorealism_loss
 from .vgg import VGG19_LAYERS, VGGFeatures
 
-__all__ = ["AUTHORS_CODE", "PAPER", "PRESETS", "DeepPhotoLoss", "DPSTHyperParams", "colour_transfer_progress", "region_colour_stats", "estimate_memory_mb", "load_input", "size_for_memory_budget", "structure_score"]
+__all__ = ["authors_style_loss", "AUTHORS_CODE", "PAPER", "PRESETS", "DeepPhotoLoss", "DPSTHyperParams", "colour_transfer_progress", "region_colour_stats", "estimate_memory_mb", "load_input", "size_for_memory_budget", "structure_score"]
 
 STYLE_LAYERS_5 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -39,6 +39,9 @@ class DPSTHyperParams:
     pooling: str = "max"
     label_weighting: str = "area"  # per-label weights of L_s+: "area" (authors' code) | "equal" (Eq. 3)
     vgg_variant: str = "caffe_x256"  # key of stylecore.vgg.VGG19_VARIANTS the weights above were meant for
+    reduction: str = "project"  # what α, Γ, tv_weight multiply: "project" (Eq. 1/Eq. 3 sums below) | "authors" (deepmatting_seg.lua's means)
+    style_gradient: str = "exact"  # "exact" (∂/∂F of L_s+, mask m²) | "authors_m" (deepmatting_seg.lua's backward, mask m)
+    ceil_pooling: bool = False  # pool to ⌈H/2⌉ as loadcaffe does (torchvision: ⌊H/2⌋)
     source: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> "DPSTHyperParams":
@@ -64,6 +67,10 @@ PAPER = DPSTHyperParams(
         "tv_weight": "no TV term in Eq. 4",
         "iterations": "not stated per stage in the paper; the authors' code's 1000",
         "pooling": "VGG-19 as released (max pooling)",
+        "reduction": "project: α, Γ multiply ½Σ(F−P)² (Gatys Eq. 1) and Σ_l Σ_c w_c/(4N_l²)·Σ(G_c[O]−G_c[S])², G_c area-normalised "
+        "(Luan Eq. 3 with Gatys's 1/(4N²)); the paper does not state the reductions its Γ = 10², λ = 10⁴ were tuned with",
+        "style_gradient": "exact gradient of L_s+",
+        "ceil_pooling": "torchvision's floor pooling",
         "label_weighting": "Eq. 3 prints no per-label weight ('equal'); the default 'area' is the authors' code "
         "(deepmatting_seg.lua, StyleLossWithSeg: loss_j * l_content_mean)",
 
@@ -79,6 +86,7 @@ AUTHORS_CODE = PAPER.with_(
     lam=1e4,
     tv_weight=1e-3,
     iterations=1000,
+    reduction="authors",
     source={
         "content_layers": "deepmatting_seg.lua: -content_layers relu4_2, -content_weight 5",
         "style_layers": "deepmatting_seg.lua: -style_layers relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
@@ -87,16 +95,61 @@ AUTHORS_CODE = PAPER.with_(
         "tv_weight": "-tv_weight 1e-3",
         "iterations": "-num_iterations 1000 for each of neuralstyle_seg.lua and deepmatting_seg.lua",
         "pooling": "-pooling max",
+        "reduction": "deepmatting_seg.lua: ContentLoss = w·MSECriterion (mean); StyleLossWithSeg = Γ·Σ_j m̄_j·MSE(G_j, A_j), "
+        "G_j = (F m_j)(F m_j)ᵀ/(C·H·W·m̄_j); TVLoss adds tv_weight × the gradient of ½Σ(Δx)² on the ×256 image; "
+        "MattingLaplacian adds λ·2 M V/256 (= ∂/∂x_caffe of λ Σ_c V_cᵀ M V_c, V in [0, 1])",
+        "style_gradient": "exact by default; 'authors_m' is StyleLossWithSeg:updateGradInput (gram:backward on the masked features)",
+        "ceil_pooling": "False by default; loadcaffe's SpatialMaxPooling uses ceil (the masks: math.ceil(size/2))",
         "label_weighting": "deepmatting_seg.lua and neuralstyle_seg.lua, StyleLossWithSeg: loss_j * l_content_mean "
         "(area fraction of the label's content mask at the layer)",
         "vgg_variant": "deepmatting_seg.lua: loadcaffe VGG_ILSVRC_19_layers.caffemodel; preprocess: RGB→BGR, ×256, minus the mean "
         "pixel (variant caffe_x256: the converted Caffe VGG19 with this ×256 input, not the conversion's own ×255)",
-        "normalisation": "Notes: the Lua code normalises losses as neural-style does (MSE means, Gram/(C·H·W)); "
-        "here the weights multiply this module's Eq. 1/Eq. 3 terms, so the balance differs",
+        "normalisation": "reduction='authors': the weights multiply the Lua code's own terms (DeepPhotoLoss, authors_terms), "
+        "tests/test_dpst.py checks each term against deepmatting_seg.lua's formulas",
     },
 )
 
 PRESETS: dict[str, DPSTHyperParams] = {"paper": PAPER, "authors_code": AUTHORS_CODE}
+REDUCTIONS = ("project", "authors")
+STYLE_GRADIENTS = ("exact", "authors_m")
+
+#: Lua ÷ project per term at equal weights: content 2/(C·H·W), style 4/N_l², TV 256²/2, L_m 1 (see authors_style_loss).
+TV_AUTHORS_FACTOR = 256.0**2 / 2.0
+
+
+def authors_style_loss(
+    features: Mapping[str, torch.Tensor],
+    target_grams: Mapping[str, list[torch.Tensor]],
+    layer_weights: Mapping[str, float],
+    masks: Mapping[str, torch.Tensor],
+    label_weighting: str = "area",
+    style_gradient: str = "exact",
+) -> torch.Tensor:
+    """L_s+ with the reductions of the authors' ``deepmatting_seg.lua`` (``StyleLossWithSeg``).
+
+        L_s+ = Σ_l β_l Σ_c w_{l,c} · 1/N_l² · Σ_ij (G_{l,c}[O] − G_{l,c}[S])²,   G_{l,c} = F_{l,c} F_{l,c}ᵀ / (N_l · M_l · m̄_{l,c})
+
+    (``nn.MSECriterion``: the mean over the N_l² Gram entries; m̄ = the mask's mean; w = m̄ for
+    ``"area"``). ``target_grams`` are :func:`stylecore.masks.masked_gram` (÷ Σm = M·m̄), here ÷ N_l.
+    ``style_gradient="authors_m"``: backward as the Lua code, which passes ∂L/∂(F·m) on as ∂L/∂F
+    (one factor m where the exact gradient has m²; equal on hard masks).
+    Notes: = 4/N_l² × :func:`stylecore.masks.augmented_style_loss` per layer (Eq. 3 with 1/(4N²)).
+    """
+    if style_gradient not in STYLE_GRADIENTS:
+        raise ValueError(f"style_gradient must be one of {STYLE_GRADIENTS}, got {style_gradient!r}")
+    terms = []
+    for layer, weight in layer_weights.items():
+        f = features[layer]
+        n = f.shape[1]
+        w = label_weights(masks[layer], label_weighting)
+        for k, target in enumerate(target_grams[layer]):
+            m = masks[layer][k]
+            fm = f * m
+            if style_gradient == "authors_m":
+                fm = f + (fm - f).detach()  # value F·m, gradient passed through unmasked
+            g = gram_matrix(fm) / (m.sum().clamp_min(1e-6) * n)  # / (N·M·m̄), as masked_gram's area normalisation
+            terms.append(weight * w[k] * (g - target / n).pow(2).sum() / n**2)
+    return torch.stack(terms).sum()
 
 
 class DeepPhotoLoss:
@@ -104,6 +157,13 @@ class DeepPhotoLoss:
 
     Targets (content features, per-label style Grams, per-layer content masks) are computed once.
     ``laplacian`` is M_I of the content image at the output's size; λ = ``lam`` (0: stage 1).
+
+    ``hp.reduction="project"``: content α·½Σ(F−P)², style Γ·:func:`augmented_style_loss`, TV
+    tv·:func:`total_variation`. ``"authors"`` (deepmatting_seg.lua): content α·mean(F−P)², style
+    Γ·:func:`authors_style_loss`, TV tv·256²/2·:func:`total_variation` (the objective whose gradient
+    the Lua ``TVLoss`` adds on the ×256 image). L_m is λ Σ_c V_cᵀ M V_c under both.
+    Notes: the Lua optimises the ×256 BGR image, this module the [0, 1] RGB one: the same
+    objective, gradients 256× larger here (L-BFGS's first step differs in scale only).
     """
 
     def __init__(self, extractor: VGGFeatures, hp: DPSTHyperParams, content: torch.Tensor, style: torch.Tensor, masks: SegmentationMasks, laplacian: sp.spmatrix | None = None, lam: float = 0.0) -> None:
@@ -114,6 +174,15 @@ class DeepPhotoLoss:
             raise ValueError(f"masks {tuple(masks.content.shape)}/{tuple(masks.style.shape)} do not match images {tuple(content.shape)}/{tuple(style.shape)}")
         if hp.label_weighting not in LABEL_WEIGHTINGS:
             raise ValueError(f"label_weighting must be one of {LABEL_WEIGHTINGS}, got {hp.label_weighting!r}")
+        if hp.reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {hp.reduction!r}")
+        if hp.style_gradient not in STYLE_GRADIENTS:
+            raise ValueError(f"style_gradient must be one of {STYLE_GRADIENTS}, got {hp.style_gradient!r}")
+        if hp.style_gradient == "authors_m" and hp.reduction != "authors":
+            raise ValueError("style_gradient='authors_m' is the Lua code's backward: use it with reduction='authors' (preset 'authors_code')")
+        if bool(getattr(extractor, "ceil_mode", False)) != hp.ceil_pooling:
+            raise ValueError(f"hp.ceil_pooling={hp.ceil_pooling} but the extractor pools with ceil_mode={getattr(extractor, 'ceil_mode', False)}; "
+                             "build it with vgg19_features(..., ceil_mode=hp.ceil_pooling)")
         if lam and laplacian is None:
             raise ValueError("lam > 0 needs the content's matting Laplacian: laplacian=matting_laplacian(content)")
         self.extractor, self.hp, self.laplacian, self.lam = extractor, hp, laplacian, lam
@@ -121,17 +190,22 @@ class DeepPhotoLoss:
         with torch.no_grad():
             fc, fs = extractor(content), extractor(style)
         self.content_targets = {k: fc[k] for k in hp.content_layers}
-        self.style_grams = style_grams_per_label(fs, masks.style.to(device), hp.style_layers)
-        self.content_masks = {k: reduce_mask(masks.content.to(device), k) for k in hp.style_layers}
+        self.style_grams = style_grams_per_label(fs, masks.style.to(device), hp.style_layers, hp.ceil_pooling)
+        self.content_masks = {k: reduce_mask(masks.content.to(device), k, hp.ceil_pooling) for k in hp.style_layers}
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats, hp = self.extractor(x), self.hp
-        terms = {
-            "content": sum(a * content_loss(feats[k], self.content_targets[k]) for k, a in hp.content_layers.items()),
-            "style": hp.gamma * augmented_style_loss(feats, self.style_grams, hp.style_layers, self.content_masks, hp.label_weighting),
-        }
+        if hp.reduction == "authors":
+            content = sum(a * content_loss(feats[k], self.content_targets[k], reduction="mean") for k, a in hp.content_layers.items())
+            style = authors_style_loss(feats, self.style_grams, hp.style_layers, self.content_masks, hp.label_weighting, hp.style_gradient)
+            tv_scale = TV_AUTHORS_FACTOR
+        else:
+            content = sum(a * content_loss(feats[k], self.content_targets[k]) for k, a in hp.content_layers.items())
+            style = augmented_style_loss(feats, self.style_grams, hp.style_layers, self.content_masks, hp.label_weighting)
+            tv_scale = 1.0
+        terms = {"content": content, "style": hp.gamma * style}
         if hp.tv_weight:
-            terms["tv"] = hp.tv_weight * total_variation(x)
+            terms["tv"] = hp.tv_weight * tv_scale * total_variation(x)
         if self.lam:
             terms["photorealism"] = self.lam * photorealism_loss(x, self.laplacian)
         return terms

@@ -73,7 +73,7 @@ def masks_from_labels(labels: np.ndarray, n_labels: int) -> torch.Tensor:
     return torch.stack([(t == k).float() for k in range(n_labels)])
 
 
-def reduce_mask(masks: torch.Tensor, layer: str) -> torch.Tensor:
+def reduce_mask(masks: torch.Tensor, layer: str, ceil_mode: bool = False) -> torch.Tensor:
     """Masks (K, H, W) at image resolution -> (K, H_l, W_l) at VGG19 layer ``layer``'s resolution.
 
     Walks the VGG19 layers like the authors' ``deepmatting_seg.lua``: each 3×3 convolution
@@ -84,6 +84,7 @@ def reduce_mask(masks: torch.Tensor, layer: str) -> torch.Tensor:
     the soft mask weights its contribution to each label's Gram matrix accordingly. The
     average ignores the zero padding (``count_include_pad=False``; Torch7's default counts it)
     so that an all-ones mask stays all-ones and the no-mask mode is exactly Gatys's loss.
+    ``ceil_mode=True`` pools to ⌈H/2⌉ as a ceil-pooling VGG (and the authors' ``math.ceil``) does.
     """
     if layer not in VGG19_LAYERS:
         raise ValueError(f"unknown VGG19 layer {layer!r}")
@@ -92,7 +93,7 @@ def reduce_mask(masks: torch.Tensor, layer: str) -> torch.Tensor:
         if name.startswith("conv"):
             m = F.avg_pool2d(m, 3, stride=1, padding=1, count_include_pad=False)
         elif name.startswith("pool"):
-            m = F.avg_pool2d(m, 2, stride=2)
+            m = F.avg_pool2d(m, 2, stride=2, ceil_mode=ceil_mode)
     return m[0]
 
 
@@ -260,11 +261,11 @@ def automatic_masks(
         return SegmentationMasks.from_label_maps(assign[: len(f_c)][seg_c], assign[len(f_c):][seg_s], names, min_fraction=min_fraction)
 
 
-def style_grams_per_label(features: Mapping[str, torch.Tensor], masks: torch.Tensor, layers: Iterable[str]) -> dict[str, list[torch.Tensor]]:
+def style_grams_per_label(features: Mapping[str, torch.Tensor], masks: torch.Tensor, layers: Iterable[str], ceil_mode: bool = False) -> dict[str, list[torch.Tensor]]:
     """{layer: [masked_gram per label]} of the style image's features, masks (K, H, W) at image size."""
     out: dict[str, list[torch.Tensor]] = {}
     for layer in layers:
-        m = reduce_mask(masks, layer)
+        m = reduce_mask(masks, layer, ceil_mode)
         out[layer] = [masked_gram(features[layer], m[k]) for k in range(m.shape[0])]
     return out
 

@@ -38,7 +38,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .weights import Checkpoint, WeightsInfo, build_with_weights
+from .weights import Checkpoint, WeightsFallbackWarning, WeightsInfo, build_with_weights, resolve_checkpoint, resolve_policy
 
 __all__ = [
     "VGG19_LAYERS",
@@ -170,6 +170,7 @@ class VGGFeatures(nn.Module):
     Caffe BGR 0–255) happens inside. Output: dict mapping each requested layer name to its
     (B, C_l, H_l, W_l) activation. ``channel_means`` is set when the network was normalised
     (:func:`normalize_vgg_`): {relu name: (C_l,) divisor, the original network's mean activation}.
+    ``ceil_mode=True``: every pooling rounds its output size up (Caffe/loadcaffe), not down (torchvision).
     """
 
     def __init__(
@@ -179,6 +180,7 @@ class VGGFeatures(nn.Module):
         pooling: Literal["max", "avg"] = "avg",
         weights_info: WeightsInfo | None = None,
         preprocessing: Preprocessing = "imagenet",
+        ceil_mode: bool = False,
     ) -> None:
         super().__init__()
         self.layers: tuple[str, ...] = tuple(dict.fromkeys(layers))
@@ -192,6 +194,7 @@ class VGGFeatures(nn.Module):
         if preprocessing not in _PREPROCESS:
             raise ValueError(f"preprocessing must be one of {tuple(_PREPROCESS)}, got {preprocessing!r}")
         self.pooling = pooling
+        self.ceil_mode = ceil_mode  # True: pooled sizes ceil(H/2) as Caffe/loadcaffe; False: floor as torchvision
         self.preprocessing = preprocessing
         self.weights_info = weights_info
         self.variant = "torchvision"
@@ -205,7 +208,9 @@ class VGGFeatures(nn.Module):
                 module = nn.ReLU(inplace=name.replace("relu", "conv") not in self.layers)
             elif name.startswith("pool") and pooling == "avg":
                 # Gatys et al. 2016, Sec. 2: "replacing the maximum pooling operation by average pooling … slightly more appealing results"
-                module = nn.AvgPool2d(kernel_size=2, stride=2)
+                module = nn.AvgPool2d(kernel_size=2, stride=2, ceil_mode=ceil_mode)
+            elif name.startswith("pool"):
+                module = nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=ceil_mode)
             modules.append(module)
         self.body = nn.Sequential(*modules)
         self.requires_grad_(False)
@@ -397,6 +402,15 @@ def _features_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return {k: v for k, v in state.items() if not k.startswith("classifier.")}
 
 
+def _available(ckpt: Checkpoint) -> tuple[bool, str]:
+    """Whether ``ckpt`` can be had (local, cached or downloaded, hash-checked) under "auto"; and why not."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", WeightsFallbackWarning)
+        path, _ = resolve_checkpoint(ckpt, "auto")  # a file with a wrong hash still raises
+    reason = next((str(w.message).split(";")[0] for w in caught if issubclass(w.category, WeightsFallbackWarning)), "")
+    return path is not None, reason
+
+
 def vgg19_features(
     layers: Iterable[str],
     pooling: Literal["max", "avg"] = "avg",
@@ -410,6 +424,7 @@ def vgg19_features(
     calibration_size: int = 256,
     data_dir: str | os.PathLike[str] | None = None,
     preprocessing: Preprocessing | None = None,
+    ceil_mode: bool = False,
 ) -> VGGFeatures:
     """Frozen VGG19 feature extractor for ``layers`` under the weights policy ``weights``.
 
@@ -419,16 +434,39 @@ def vgg19_features(
     weights hash (``$STYLECORE_CACHE/vgg_normalization``). ``preprocessing`` overrides the
     variant's input convention (the same weights fed another input scale, e.g. to measure
     what an input scale does to the loss terms). ``truncate=False`` keeps all 37
-    modules (only useful to measure what truncation saves). The returned module's
+    modules (only useful to measure what truncation saves). ``ceil_mode=True`` pools to
+    ⌈H/2⌉ × ⌈W/2⌉ as Caffe (and loadcaffe, which the Torch7 ports use) does; torchvision floors,
+    which drops the last row/column at odd sizes. The returned module's
     ``weights_info.label`` says which weights were used.
+
+    ``variant="gatys_normalized"`` under ``weights="auto"`` without a local file: ``vgg_conv.pth``
+    if it can be had (cached or downloaded), else torchvision's VGG19 (hash-checked) normalised
+    here as Sec. 2 says (``normalize=True``; ``extractor.variant`` is then "torchvision" and a
+    :class:`WeightsFallbackWarning` says so), and only if neither can be had random weights.
 
     Notes: random weights (offline) give the same architecture with torchvision's
     initialisation, not normalised unless ``normalize=True`` ("gatys_normalized" is a
     normalised network only when its file is loaded; notebook 01 measures what that means).
+    The bethgelab URL of ``vgg_conv.pth`` has been reported dead since 2023
+    (leongatys/PytorchNeuralStyleTransfer issue #17), hence the torchvision stand-in.
     """
     if variant not in VGG19_VARIANTS:
         raise ValueError(f"variant must be one of {tuple(VGG19_VARIANTS)}, got {variant!r}")
     spec = VGG19_VARIANTS[variant]
+    if variant == "gatys_normalized" and local_file is None and not os.environ.get(spec.checkpoint.env_var) and resolve_policy(weights) == "auto":
+        have_file, why = _available(spec.checkpoint)
+        if not have_file and _available(vgg19_checkpoint())[0]:
+            warnings.warn(
+                f"{why}; using torchvision's VGG19 (IMAGENET1K_V1, sha256-checked) normalised to mean activation 1 on the sample "
+                "images (Sec. 2) instead: the paper's feature space up to the network's training, so the paper's weights apply",
+                WeightsFallbackWarning,
+                stacklevel=2,
+            )
+            ex = vgg19_features(layers, pooling, "pretrained", None, None, seed, truncate, "torchvision", True, calibration_size, data_dir, preprocessing, ceil_mode)
+            info = ex.weights_info
+            assert info is not None
+            ex.weights_info = WeightsInfo(f"{info.name} (stand-in for vgg_conv.pth, which could not be had)", info.source, info.sha256, info.seed, info.location)
+            return ex
     if spec.features_only:
         build, adapt = _vgg19_body, _gatys_keys
     else:
@@ -441,7 +479,7 @@ def vgg19_features(
         normalize_vgg_(vgg, means)
         info = WeightsInfo(f"{info.name}, normalised to mean activation 1", info.source, info.sha256, info.seed, info.location)
     layers = tuple(layers)
-    extractor = VGGFeatures(vgg, layers if truncate else (*layers, "pool5"), pooling, info, preprocessing or spec.preprocessing)
+    extractor = VGGFeatures(vgg, layers if truncate else (*layers, "pool5"), pooling, info, preprocessing or spec.preprocessing, ceil_mode)
     extractor.variant = variant
     extractor.channel_means = means
     if not truncate:

@@ -1,7 +1,7 @@
 """CLIPstyler (Kwon & Ye, CVPR 2022): a U-Net f trained so that f(I_c) moves along a text direction.
 
 Notebook 05 teaches the losses (:mod:`stylecore.clip_guidance`); this module holds the
-hyper-parameter sets (the paper's, the official code's, and an unsourced "review values" balance,
+hyper-parameter sets (the paper's, the official code's, and the "review values" balance of the collection's review,
 each with its source), the ablation settings of the paper's Fig. 6, the total loss (Eq. 4), the training loop
 (Adam, step decay, checkpoint + resume), the pixel-optimisation alternative of Fig. 7 and the
 authors' pre- and post-processing (square resizing, ×1.5 contrast). The networks f live in
@@ -110,13 +110,13 @@ AUTHORS_CODE = ClipStylerHyperParams(
     "loss < thresh rejected; source 'a Photo'; get_features indices 21/31 = relu4_2/relu5_2 via in-place ReLU; loop range(0, 201) "
     "but the saved image is f after 200 updates)",
 )  # fmt: skip
-#: λ_d = 1, λ_p = 0.5, λ_c = 5, λ_tv = 0.01: values that issue 9 attributes to third-party reviews of the paper. They
-#: appear nowhere in the paper (Sec. 4.1 gives 500 / 9000 / 150 / 2e-3; Suppl. A's fast variant 1 / 10 / 1 / 1e-4),
-#: nor in train_CLIPstyler.py or train_fast.py, and no published source for them was found. Kept, labelled, as a
+#: λ_d = 1, λ_p = 0.5, λ_c = 5, λ_tv = 0.01: the λ values of the review this collection was built from (as issue 9
+#: records them). The review gives no source for them; they appear nowhere in the paper (Sec. 4.1 gives
+#: 500 / 9000 / 150 / 2e-3; Suppl. A's fast variant 1 / 10 / 1 / 1e-4), nor in train_CLIPstyler.py or train_fast.py. Kept, labelled, as a
 #: contrast: a balance where content dominates the CLIP terms (λ_c/λ_p = 10 against the paper's 1/60).
 REVIEW_VALUES = replace(
     PAPER, lambda_dir=1.0, lambda_patch=0.5, lambda_c=5.0, lambda_tv=0.01,
-    source="REVIEW VALUES (unsourced): attributed to third-party reviews; not in the paper (Sec. 4.1: 500/9000/150/2e-3; "
+    source="REVIEW VALUES: the λs of the review this collection was built from, which names no source for them; not in the paper (Sec. 4.1: 500/9000/150/2e-3; "
     "Suppl. A fast variant: 1/10/1/1e-4) nor in train_CLIPstyler.py / train_fast.py; no published source found. "
     "Other settings as the paper preset",
 )  # fmt: skip

@@ -85,14 +85,14 @@ def test_authors_code_preset_holds_the_argparse_defaults_and_its_differences() -
     assert differing == {"lr_offset", "strict_rejection", "source_text", "source"}  # everything else: paper = code
 
 
-def test_review_values_are_labelled_unsourced_and_match_no_paper_or_code_setting() -> None:
+def test_review_values_are_labelled_as_the_review_and_match_no_paper_or_code_setting() -> None:
     from stylecore.fast_clipstyler import FAST_AUTHORS_CODE, FAST_PAPER
 
     lambdas = (REVIEW_VALUES.lambda_dir, REVIEW_VALUES.lambda_patch, REVIEW_VALUES.lambda_c, REVIEW_VALUES.lambda_tv)
     assert lambdas == (1, 0.5, 5, 0.01)
     known = [(p.lambda_dir, p.lambda_patch, p.lambda_c, p.lambda_tv) for p in (PAPER, AUTHORS_CODE, FAST_PAPER, FAST_AUTHORS_CODE)]
     assert lambdas not in known
-    assert REVIEW_VALUES.source.startswith("REVIEW VALUES (unsourced)") and set(PRESETS) == {"paper", "authors_code", "review_values"}
+    assert REVIEW_VALUES.source.startswith("REVIEW VALUES: the λs of the review this collection was built from") and set(PRESETS) == {"paper", "authors_code", "review_values"}
 
 
 def test_source_text_of_the_preset_sets_the_text_direction(parts) -> None:

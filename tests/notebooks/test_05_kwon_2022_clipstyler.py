@@ -148,3 +148,42 @@ def test_fast_variant_loss_falls_with_the_official_schedule(out, summary) -> Non
 def test_quick_run_used_one_thread_as_a_sweep_worker_does(summary) -> None:
     # issue 25: the inline checks must hold with one thread (conftest.KERNEL_ENV), where a 2-worker sweep runs each run
     assert summary["environment"]["threads"] == 1
+
+
+def test_ablation_evidence_column_is_recomputed_from_the_recorded_numbers(summary) -> None:
+    # issue 24: the "acts as defined" column of section 8's table, recomputed here the obvious way from each run's record
+    letters = quick_parameters(STEM).get("ablations", list(ABLATIONS))
+    evidence = summary["ablation_evidence"]
+    assert sorted(evidence) == sorted(letters)
+    for letter, row in evidence.items():
+        ab, rec = ABLATIONS[letter], _exp(summary, f"ablation {ABLATIONS[letter].title}")
+        assert 0 < row["tol"] <= 1e-2 and row["title"] == ab.title and row["terms"] == sorted(rec["final"])
+        ok = [("dir" in rec["final"]) == ab.use_dir, ("patch" in rec["final"]) == ab.use_patch]
+        if not ab.use_patch:
+            ok.append(rec["rejected_total"] is None and rec["aug_change_mean"] is None)
+        else:
+            gaps = rec["patch_minus_unrejected"]
+            ok.append(max(gaps) <= row["tol"] if ab.rejection else rec["rejected_total"] == 0 and max(abs(g) for g in gaps) <= row["tol"])
+            ok.append(rec["aug_change_mean"] == 0.0 if ab.augmentation == "none" else rec["aug_change_mean"] > 0.0)
+        assert row["acts_as_defined"] == all(ok) == all(row["checks"].values()), letter
+        assert row["acts_as_defined"], (letter, row["checks"])
+    assert summary["verdicts"]["fig6_mechanics"]["verdict"] == "reproduced"
+
+
+def _word(holds: bool) -> str:
+    return "reproduced" if holds else "not reproduced"
+
+
+def test_every_computed_claim_ends_in_a_verdict_from_its_numbers(summary) -> None:
+    quick, v = quick_parameters(STEM), summary["verdicts"]
+    first_last = [(_exp(summary, f"prompt: {t}")["first_total"], _exp(summary, f"prompt: {t}")["final"]["total"]) for t in quick["prompts"]]
+    assert v["prompt runs"]["verdict"] == _word(all(last < first for first, last in first_last))
+    lc = {n: _exp(summary, f"preset {n}")["content_of_output"] for n in ("paper", "review_values")}
+    assert v["review_values"]["verdict"] == _word(lc["review_values"] < lc["paper"])
+    fast = _exp(summary, "fast variant")
+    assert v["fast_training"]["verdict"] == _word(fast["total_last_third"] < fast["total_first_third"])
+    # offline (random CLIP, random AdaIN, CPU, few steps): the numbers cannot show these claims
+    for name in ("global_vs_dir", "fig6_pictures", "fig7_pixels", "fig7_adain", "fast_inference"):
+        assert v[name]["verdict"] == "not evaluable" and v[name]["why_not"], name
+    glob, direc = _exp(summary, "training loss: global (Eq. 1)"), _exp(summary, "training loss: directional (Eq. 2-3)")
+    assert v["global_vs_dir"]["holds"] == (direc["content_of_output"] < glob["content_of_output"])

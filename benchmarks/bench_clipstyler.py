@@ -23,6 +23,13 @@ step of every row in turn, and the table gives medians over rounds and the media
 ratios, so a change of machine load hits every row alike. Last, the FLOP bound: the matmul,
 convolution and attention FLOPs of one stylecore step (forward + backward, counted by
 ``torch.utils.flop_counter``) at this machine's measured matmul rate.
+
+Row "stylecore, compiled" (``--no-compile`` skips it): what ``train_clipstyler(compile=True)`` runs,
+StyleNet, the VGG content path and CLIP's image encoder (64 crops + the whole output) under
+``torch.compile``, the crops and Adam eager. Its warm-up step holds the compile: printed are the
+compile time (warm-up − median step), the break-even step count against the eager stylecore row,
+and the peak RSS of one step eager vs compiled. GPU (not run here, no GPU available):
+``python benchmarks/bench_clipstyler.py --device cuda`` (see benchmarks/_compiled.py).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms as T
 
+from _compiled import peak_rss_per_step
 from bench_gatys import matmul_rate  # benchmarks/ is sys.path[0]
 
 from stylecore.clip_guidance import ClipGuide, load_clip, text_embedding
@@ -202,6 +210,7 @@ def main() -> None:
     p.add_argument("--clip", default="ViT-B-32", help="open_clip architecture (paper: ViT-B-32)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-frozen-row", action="store_true", help="skip the official structure with CLIP frozen")
+    p.add_argument("--no-compile", action="store_true", help="skip the compiled stylecore row")
     p.add_argument("--profile", action="store_true", help="then time each part of stylecore's step")
     args = p.parse_args()
 
@@ -218,6 +227,14 @@ def main() -> None:
         rows["official structure, CLIP frozen"] = OfficialStep(copy.deepcopy(net0), content, clip, vgg_full, hp, clip_trainable=False)
     loss_fn = ClipStylerLoss(clip, vgg, content, TEXT, hp)
     rows["stylecore"] = ProjectStep(copy.deepcopy(net0), content, loss_fn)
+    if not args.no_compile:
+        loss_c = ClipStylerLoss(clip, vgg, content, TEXT, hp)
+        loss_c.vgg = torch.compile(vgg, dynamic=False)  # type: ignore[assignment]
+        loss_c.clip = copy.copy(clip)
+        loss_c.clip.encode_images = torch.compile(clip.encode_images, dynamic=False)  # type: ignore[method-assign]
+        step_c = ProjectStep(copy.deepcopy(net0), content, loss_c)
+        step_c.net = torch.compile(step_c.net, dynamic=False)  # the same parameters, which Adam holds
+        rows["stylecore, compiled"] = step_c
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"CLIPstyler step: {args.size} px, {args.crops} crops of {args.patch} px, CLIP {args.clip} and VGG19 (random weights), device {args.device}, "
@@ -225,14 +242,24 @@ def main() -> None:
     if args.rounds == 0:  # --rounds 0 --profile: the profile alone
         rows = {"stylecore": rows["stylecore"]}
     times: dict[str, list[float]] = {k: [] for k in rows}
-    for r in range(args.rounds + 1 if args.rounds else 0):  # round 0 warms up (allocator, kernels) and is not timed
+    warm: dict[str, float] = {}
+    for r in range(args.rounds + 1 if args.rounds else 0):  # round 0 warms up (allocator, kernels; the compile) and is not timed
         for k, step in rows.items():
             t = timed(step, dev)
             if r:
                 times[k].append(t)
+            else:
+                warm[k] = t
     proj = times["stylecore"]
     if args.rounds:
         print_table(times, proj)
+        if "stylecore, compiled" in times:
+            eager_s, comp_s = statistics.median(proj), statistics.median(times["stylecore, compiled"])
+            compile_s = max(warm["stylecore, compiled"] - comp_s, 0.0)
+            be = compile_s / (eager_s - comp_s) if eager_s > comp_s else float("inf")
+            rss_e, rss_c = peak_rss_per_step(rows["stylecore"]), peak_rss_per_step(rows["stylecore, compiled"])
+            print(f"  compiled: compile {compile_s:.1f} s, break-even {be:.0f} steps (paper run: 200), "
+                  f"peak RSS per step eager {rss_e:.0f} MiB / compiled {rss_c:.0f} MiB")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"  load average {load:.2f} at end")
     if args.rounds:

@@ -17,6 +17,11 @@ Layer sets: ``tutorial`` (style conv1_1, conv1_2, conv2_1, conv2_2, conv3_1 — 
 conv_1…conv_5 — content conv2_2, its conv_4; max pooling) and ``paper`` (Gatys et al. 2016:
 style relu1_1…relu5_1, content relu4_2; average pooling).
 Weights are random: the architecture, not the values, sets the cost.
+
+Compiled column: stylecore's loss closure (VGG + loss, backward through AOTAutograd) under
+``torch.compile`` (what ``optimize_pixels(compile=True)`` runs), with the compile time, the
+break-even evaluation count (compile s / saving per evaluation) and the peak RSS of one evaluation
+eager vs compiled. GPU command (not run here, no GPU): see benchmarks/_compiled.py.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+
+from _compiled import compiled_timing, peak_rss_per_step
 
 import torch
 import torch.nn.functional as F
@@ -142,7 +149,7 @@ def stylecore_eval(loss: gatys.GatysLoss, x: torch.Tensor) -> Callable[[], None]
     return run
 
 
-def measure(layer_set: str, size: int, repeats: int) -> dict[str, float]:
+def measure(layer_set: str, size: int, repeats: int, compiled: bool = True) -> dict[str, float]:
     layers = LAYER_SETS[layer_set]
     loss, content, style = stylecore_problem(layer_set, size)
     with torch.no_grad():
@@ -161,7 +168,18 @@ def measure(layer_set: str, size: int, repeats: int) -> dict[str, float]:
     for _ in range(repeats):
         ref.append(_timed(ref_eval))
         ours.append(_timed(ours_eval))
-    return {"reference": statistics.median(ref), "stylecore": statistics.median(ours), "flops": conv_gram_flops(layers, size)}
+    out = {"reference": statistics.median(ref), "stylecore": statistics.median(ours), "flops": conv_gram_flops(layers, size),
+           "rss_eager": peak_rss_per_step(ours_eval)}
+    if compiled:
+        x_c = content.clone().requires_grad_(True)
+        total = torch.compile(lambda img: torch.stack(list(loss(img).values())).sum(), dynamic=False)
+
+        def compiled_eval() -> None:
+            x_c.grad = None
+            total(x_c).backward()
+
+        out.update(compiled_timing(compiled_eval, repeats, out["stylecore"]))
+    return out
 
 
 def profile(layer_set: str, size: int, repeats: int = 3, rows: int = 14) -> None:
@@ -184,19 +202,23 @@ def main() -> None:
     ap.add_argument("--layers", nargs="+", default=["tutorial", "paper"], choices=list(LAYER_SETS))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--no-compile", action="store_true", help="skip the compiled column")
     ap.add_argument("--profile", action="store_true", help="then profile stylecore's evaluation at each layer set and size")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rate = matmul_rate()
     print(f"torch {torch.__version__}, {args.threads} threads; matmul rate {rate / 1e9:.0f} GFLOP/s (1024×4096×1024 sgemm, best of 5)")
-    print("| layers | size | reference s/eval | stylecore s/eval | reference / stylecore | FLOP bound s | stylecore / bound |")
-    print("|---|---|---|---|---|---|---|")
+    print("| layers | size | reference s/eval | stylecore s/eval | reference / stylecore | FLOP bound s | stylecore / bound "
+          "| compiled s/eval | reference / compiled | compile s | break-even evals | peak RSS MiB eager / compiled |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for layer_set in args.layers:
         for size in args.sizes:
-            r = measure(layer_set, size, args.repeats)
+            r = measure(layer_set, size, args.repeats, not args.no_compile)
             bound = r["flops"] / rate
+            comp = (f"{r['compiled']:.3f} | {r['reference'] / r['compiled']:.2f} | {r['compile_s']:.1f} | {r['break_even']:.0f} | "
+                    f"{r['rss_eager']:.0f} / {r['rss']:.0f}") if "compiled" in r else f"– | – | – | – | {r['rss_eager']:.0f} / –"
             print(f"| {layer_set} | {size} | {r['reference']:.3f} | {r['stylecore']:.3f} | {r['reference'] / r['stylecore']:.2f} | "
-                  f"{bound:.3f} | {r['stylecore'] / bound:.2f} |", flush=True)
+                  f"{bound:.3f} | {r['stylecore'] / bound:.2f} | {comp} |", flush=True)
     if args.profile:
         for layer_set in args.layers:
             for size in args.sizes:

@@ -22,6 +22,7 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
+from .compiling import CompileMode, maybe_compile, should_compile
 from .clip_guidance import (
     Augmentation,
     ClipGuide,
@@ -45,7 +46,7 @@ from .stylenet import LiteUNet, StyleNet, style_network
 from .vgg import VGGFeatures
 
 __all__ = [
-    "ABLATIONS", "AUTHORS_CODE", "GLOBAL_LOSS", "PAPER", "PRESETS", "REVIEW_VALUES", "Ablation", "ClipStylerHyperParams", "ClipStylerLoss",
+    "ABLATIONS", "AUTHORS_CODE", "CLIPSTYLER_BREAK_EVEN", "GLOBAL_LOSS", "PAPER", "PRESETS", "REVIEW_VALUES", "Ablation", "ClipStylerHyperParams", "ClipStylerLoss",
     "LiteUNet", "StyleNet", "TrainResult", "ablation_titles", "authors_postprocess", "crop_to_multiple", "fit", "image_prior_loss",
     "resize_square", "step_decay", "style_network", "train_clipstyler", "train_pixels", "with_overrides",
 ]  # fmt: skip
@@ -281,6 +282,13 @@ def step_decay(hp: ClipStylerHyperParams) -> Callable[[int], float]:
     return lambda i: hp.lr_gamma ** ((i + hp.lr_offset) // hp.lr_step)
 
 
+#: H·W × steps above which ``train_clipstyler(compile="auto")`` compiles: 100 × 512², i.e. a paper
+#: run (512², 200 steps) compiles and a quick run (≤ 256², ≤ 100 steps) stays eager. An estimate
+#: scaled from the Gatys measurement (stylecore.compiling); ``benchmarks/bench_clipstyler.py``
+#: prints the measured compile time and break-even step count beside it.
+CLIPSTYLER_BREAK_EVEN: int = 100 * 512 * 512
+
+
 def train_clipstyler(
     net: nn.Module,
     content: torch.Tensor,
@@ -291,6 +299,7 @@ def train_clipstyler(
     seed: int = 0,
     progress: bool = True,
     callback: Callable[[int], None] | None = None,
+    compile: CompileMode = "auto",  # noqa: A002 — the torch.compile option, see stylecore.compiling
 ) -> TrainResult:
     """Fit f to one content image: Adam(lr), learning rate × γ every ``lr_step`` iterations.
 
@@ -299,6 +308,12 @@ def train_clipstyler(
     reproduces the official order's learning rates exactly (there the scheduler steps first).
     With ``checkpoint`` the net, optimiser, scheduler, RNG and history are saved atomically every
     ``checkpoint_every`` steps, and a later call with the same path resumes where it stopped.
+
+    ``compile``: ``True`` runs f, the VGG content path and CLIP's image encoder (the 64 crops'
+    batch and the whole output) through ``torch.compile`` for this call (the random crops and
+    the optimiser stay eager, so the RNG stream is the eager one); ``"auto"`` does so when
+    H·W × steps ≥ :data:`CLIPSTYLER_BREAK_EVEN` (an estimate, see there), so quick runs stay
+    eager. Unavailable compile: one warning, then eager.
     """
     hp = loss_fn.hp
     steps = hp.steps if steps is None else steps
@@ -307,7 +322,18 @@ def train_clipstyler(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, step_decay(hp))
     net.train()
     n_records = len(loss_fn.records)
-    history, lrs, seconds = fit(lambda: loss_fn(net(content)), net, opt, sched, steps, checkpoint, checkpoint_every, "CLIPstyler", progress, callback)
+    use = should_compile(compile, content.shape[-2] * content.shape[-1], steps, CLIPSTYLER_BREAK_EVEN)
+    forward = maybe_compile(net, use)
+    vgg, had_encode = loss_fn.vgg, "encode_images" in vars(loss_fn.clip)
+    try:  # compiled stand-ins for this call only; the caller's modules are left as they were
+        if use:
+            loss_fn.vgg = maybe_compile(vgg, True)  # type: ignore[assignment]
+            loss_fn.clip.encode_images = maybe_compile(loss_fn.clip.encode_images, True)  # type: ignore[method-assign]
+        history, lrs, seconds = fit(lambda: loss_fn(forward(content)), net, opt, sched, steps, checkpoint, checkpoint_every, "CLIPstyler", progress, callback)
+    finally:
+        loss_fn.vgg = vgg
+        if use and not had_encode:
+            del loss_fn.clip.encode_images
     net.eval()
     with torch.no_grad():
         output = net(content)

@@ -19,6 +19,7 @@ import torch
 
 from .images import resize_longest
 from .losses import content_loss, gram_matrix, style_loss, total_variation
+from .compiling import CompileMode
 from .optim import OptimResult, optimize_pixels
 from .vgg import VGGFeatures
 
@@ -179,6 +180,7 @@ def coarse_to_fine(
     seed: int = 0,
     target_loss: float | None = None,
     progress: bool = True,
+    compile: CompileMode = "auto",  # noqa: A002 — per stage, see optim.optimize_pixels
 ) -> list[OptimResult]:
     """Optimise at a few resolutions, each stage starting from the previous result upsampled.
 
@@ -191,6 +193,8 @@ def coarse_to_fine(
     paper's loss at full size reaches it. Returns one :class:`~stylecore.optim.OptimResult` per
     stage; the last one's history is the paper's loss at full size, so its values compare
     directly with a run made the paper's way (``benchmarks/bench_time_to_result.py``).
+
+    ``compile`` is decided per stage (its pixels × its steps; each stage's size compiles anew).
 
     Notes: Eq. 1 sums over positions, so at a coarse stage the content term is smaller relative
     to the style term than at full size; the last stage optimises the paper's balance.
@@ -211,7 +215,7 @@ def coarse_to_fine(
             x = torch.nn.functional.interpolate(x, size=c.shape[-2:], mode="bilinear", align_corners=False)
         last = stage == len(sizes) - 1
         res = optimize_pixels(x, GatysLoss(extractor, hp, c, s), n, progress=progress, desc=f"stage {stage + 1}: {size} px",
-                              seed=seed, target_loss=target_loss if last else None, clamp=last)
+                              seed=seed, target_loss=target_loss if last else None, clamp=last, compile=compile)
         results.append(res)
         x = res.image
     return results

@@ -460,3 +460,34 @@ def test_presets_feed_clip_the_official_crops_and_the_other_conventions_are_opti
     assert torch.equal(seen["official"]["clip_crops"], up)
     assert not torch.allclose(seen["bicubic"]["clip_crops"], up, atol=1e-3) and torch.equal(seen["bicubic"]["crops"], seen["official"]["crops"])
     assert not torch.allclose(seen["mask"]["crops"], seen["official"]["crops"], atol=1e-4)
+
+
+def test_compile_option_falls_back_once_restores_the_loss_and_equals_eager(parts, monkeypatch) -> None:
+    import warnings
+
+    from stylecore import compiling
+
+    clip, vgg, content = parts
+    monkeypatch.setattr(compiling, "_warned", False)
+    monkeypatch.setattr(compiling, "compile_unavailable_reason", lambda: "Windows (simulated)")
+    loss = ClipStylerLoss(clip, vgg, content, "fire", HP)
+    torch.manual_seed(0)
+    net = StyleNet(ngf=8)
+    init = copy.deepcopy(net.state_dict())
+    eager = train_clipstyler(net, content, loss, steps=3, progress=False, seed=1, compile=False)
+    net.load_state_dict(init)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        forced = train_clipstyler(net, content, loss, steps=3, progress=False, seed=1, compile=True)
+    assert [str(w.message) for w in caught if issubclass(w.category, compiling.CompileFallbackWarning)] == [
+        "torch.compile unavailable (Windows (simulated)); running eagerly — results are the same, only slower"]
+    assert loss.vgg is vgg and "encode_images" not in vars(loss.clip)  # the stand-ins are removed after the call
+    assert forced.history == eager.history and torch.equal(forced.output, eager.output)
+
+
+def test_clipstyler_auto_compile_stays_eager_at_quick_sizes_and_compiles_the_paper_run() -> None:
+    from stylecore.clipstyler import CLIPSTYLER_BREAK_EVEN
+    from stylecore.compiling import should_compile
+
+    assert not should_compile("auto", 128 * 128, 100, CLIPSTYLER_BREAK_EVEN) and not should_compile("auto", 256 * 256, 100, CLIPSTYLER_BREAK_EVEN)
+    assert should_compile("auto", 512 * 512, 200, CLIPSTYLER_BREAK_EVEN)  # Sec. 4.1: 512 px, 200 iterations

@@ -51,12 +51,12 @@ LAB_SETTINGS = {
 
 
 def widget_notebooks(notebooks: Path = NOTEBOOKS, params: Path = PARAMS) -> list[str]:
-    """Stems of the notebooks that have quick-mode parameters and use ipywidgets (04, 06 join when they do)."""
+    """Stems of the notebooks that have quick-mode parameters and build widgets (ipywidgets, or an ablation view)."""
     stems = []
     for path in sorted(notebooks.glob("*.ipynb")):
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-        if (params / f"{path.stem}.json").exists() and "ipywidgets" in code:
+        if (params / f"{path.stem}.json").exists() and ("ipywidgets" in code or "ablation_view(" in code):
             stems.append(path.stem)
     return stems
 

@@ -29,6 +29,8 @@ import nbformat
 import pytest
 import yaml
 
+from stylecore.sweep import cli as sweep_cli
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 QUICK = Path(__file__).parent / "params"
@@ -154,13 +156,8 @@ def papermill_value(text: str) -> Any:
 
 
 def sweep_value(text: str) -> Any:
-    """stylecore sweep's -p conversion: JSON first, then YAML (stylecore.sweep.cli._value)."""
-    for parse in (json.loads, yaml.safe_load):
-        try:
-            return parse(text)
-        except (ValueError, yaml.YAMLError):
-            continue
-    return text
+    """stylecore sweep's own -p conversion (JSON first, then YAML), so the test reads a value as the command does."""
+    return sweep_cli._value(text)
 
 
 def notebook_of(path: str, where: str) -> str:

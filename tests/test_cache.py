@@ -49,7 +49,9 @@ def _fill(path: str, seed: int, times: int) -> None:
 
 def test_two_processes_filling_the_same_key_leave_one_valid_file(tmp_path: Path) -> None:
     path = tmp_path / "key.pt"
-    ctx = mp.get_context("fork")
+    # spawn, not fork: a forked child of a process whose OpenMP pool is already running (any earlier torch op in the
+    # session) can hang in its first parallel op, as the whole suite showed
+    ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_fill, args=(str(path), s, 15)) for s in (1, 2)]
     for p in procs:
         p.start()

@@ -28,10 +28,10 @@ import warnings
 
 import torch
 
-from stylecore.cin import StyleTransferNetwork
-from stylecore.feedforward import CONTENT_LAYERS, STYLE_LAYERS, TrainConfig, perceptual_losses
+from stylecore.cin.network import StyleTransferNetwork
+from stylecore.cin.training import CONTENT_LAYERS, STYLE_LAYERS, TrainConfig, perceptual_losses
 from stylecore.losses import gram_matrix
-from stylecore.vgg import vgg19_features
+from stylecore.nets.vgg import vgg19_features
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def bench_pretrained(rounds: int) -> None:
     import numpy as np
     import onnxruntime as ort
 
-    from stylecore.magenta import multistyle26_network
+    from stylecore.cin.magenta import multistyle26_network
 
     threads = torch.get_num_threads()
     net, info = multistyle26_network("pretrained")

@@ -50,8 +50,8 @@ from _compiled import peak_rss_per_step
 from bench_gatys import matmul_rate  # benchmarks/ is sys.path[0]
 
 from stylecore.clip_guidance import ClipGuide, load_clip, text_embedding
-from stylecore.clipstyler import AUTHORS_CODE, ClipStylerHyperParams, ClipStylerLoss, StyleNet, with_overrides
-from stylecore.vgg import VGGFeatures, vgg19_features
+from stylecore.clipstyler.training import AUTHORS_CODE, ClipStylerHyperParams, ClipStylerLoss, StyleNet, with_overrides
+from stylecore.nets.vgg import VGGFeatures, vgg19_features
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TEXT = "oil painting of flowers"
@@ -118,7 +118,7 @@ class OfficialStep:
 
 
 class ProjectStep:
-    """One iteration of :func:`stylecore.clipstyler.train_clipstyler` (the body of ``fit``)."""
+    """One iteration of :func:`stylecore.clipstyler.training.train_clipstyler` (the body of ``fit``)."""
 
     def __init__(self, net: torch.nn.Module, content: torch.Tensor, loss_fn: ClipStylerLoss) -> None:
         self.net, self.content, self.loss_fn = net, content, loss_fn

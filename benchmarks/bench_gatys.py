@@ -38,7 +38,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from stylecore import gatys, vgg
+from stylecore import gatys
+from stylecore.nets import vgg
 
 LAYER_SETS = {
     "tutorial": {"style": ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"), "content": ("conv2_2",), "pooling": "max"},

@@ -14,10 +14,10 @@ import warnings
 
 import torch
 
-from stylecore import dpst, matting
-from stylecore.local_affine import smooth_local_affine
-from stylecore.masks import no_masks
-from stylecore.vgg import vgg19_features
+from stylecore.deep_photo import loss as dpst, matting
+from stylecore.deep_photo.local_affine import smooth_local_affine
+from stylecore.deep_photo.masks import no_masks
+from stylecore.nets.vgg import vgg19_features
 
 
 def best_of(fn, repeats: int) -> float:

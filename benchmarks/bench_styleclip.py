@@ -5,7 +5,7 @@
     python benchmarks/bench_styleclip.py --device cuda --steps 10
 
 One optimisation step = synthesis + D_CLIP + λ_L2 + λ_ID (IR-SE50) forward and backward, Adam
-update (``stylecore.styleclip.optimize_latent``'s loop body). One global-direction edit = Δs
+update (``stylecore.styleclip.latent.optimize_latent``'s loop body). One global-direction edit = Δs
 from the relevance at β, s + αΔs, one synthesis (the relevance itself is precomputed; random
 here: its cost is the pre-processing, not the edit). Each configuration runs in its own
 subprocess so that its peak memory (CPU: peak RSS during the timed work; CUDA: max allocated)
@@ -30,7 +30,8 @@ from _memory import reset_peak_rss, vm_mib  # benchmarks/_memory.py (this folder
 def one_config(args: argparse.Namespace) -> dict[str, float | str]:
     import torch
 
-    from stylecore import arcface, global_directions as gd, styleclip as sc, stylegan2 as sg
+    from stylecore.nets import arcface, stylegan2 as sg
+    from stylecore.styleclip import global_directions as gd, latent as sc
     from stylecore.clip_guidance import load_clip
 
     dev = torch.device(args.device)
@@ -85,7 +86,7 @@ def one_config(args: argparse.Namespace) -> dict[str, float | str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--configs", nargs="+", default=["tiny-64", "ffhq-1024"], help="stylecore.stylegan2.CONFIGS keys")
+    p.add_argument("--configs", nargs="+", default=["tiny-64", "ffhq-1024"], help="stylecore.nets.stylegan2.CONFIGS keys")
     p.add_argument("--clip", default="ViT-B-32", help="open_clip architecture (paper: ViT-B-32)")
     p.add_argument("--steps", type=int, default=2, help="timed steps/edits per configuration (after one warm-up)")
     p.add_argument("--device", default="cpu")

@@ -32,9 +32,9 @@ from _memory import peak_mib, reset_peak_rss, vm_mib  # benchmarks/_memory.py (t
 def one(args: argparse.Namespace) -> dict[str, object]:
     import torch
 
-    from stylecore.diffusion import build_components, ldm_from_components
-    from stylecore.fcc import FCCControl, fcc_processors
-    from stylecore.styo import build_prompt, content_token_indices, idl_losses, prompt_segments
+    from stylecore.nets.ldm import build_components, ldm_from_components
+    from stylecore.styo.fcc import FCCControl, fcc_processors
+    from stylecore.styo.idl import build_prompt, content_token_indices, idl_losses, prompt_segments
     from stylecore.weights import random_info
 
     dev = torch.device(args.device)

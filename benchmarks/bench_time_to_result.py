@@ -25,7 +25,8 @@ import time
 
 import torch
 
-from stylecore import gatys, vgg
+from stylecore import gatys
+from stylecore.nets import vgg
 from stylecore.data import load_sample
 from stylecore.optim import optimize_pixels
 

@@ -1,13 +1,18 @@
 """stylecore: the small shared package behind the style-transfer paper notebooks.
 
-One concept per module: ``images`` (I/O), ``data`` (sample images), ``weights`` (where
-pretrained weights come from), ``vgg`` (features by layer name), ``losses`` (pure loss
-functions), ``optim`` (pixel optimisation), ``gatys`` (Gatys et al. 2016 presets and loss),
-``plots`` and ``widgets`` (figures and live ablations), ``run`` (output folders and summaries),
-``metrics`` (did a stylisation happen).
-Per paper: ``matting``, ``masks``, ``color_transfer``, ``dpst`` (Luan et al. 2017); ``cin``,
-``feedforward`` (Dumoulin et al. 2017); ``clip_guidance``, ``clipstyler``, ``stylenet``,
-``adain``, ``fast_clipstyler`` (Kwon & Ye 2022); ``diffusion``, ``styo``, ``fcc`` (Li et al. 2023).
+The folder listing is the architecture:
+
+- shared modules, one concept each: ``images`` (I/O), ``data`` (sample images), ``weights`` (where pretrained
+  weights come from), ``cache`` (results on disk), ``run`` (output folders, parameters, summaries), ``plots`` and
+  ``widgets`` (figures and ablation views), ``losses`` (pure loss functions), ``optim`` (pixel optimisation),
+  ``metrics`` (did a stylisation happen), ``clip_guidance`` (the CLIP losses of StyleCLIP and CLIPstyler),
+  ``compiling`` (``torch.compile`` options), ``sweep`` (parameter sweeps, locally or on Ray);
+- ``nets``: the networks in their upstream checkpoint layouts (VGG19, StyleGAN2, IR-SE50, AdaIN, Stable Diffusion);
+- one module or folder per paper, each imported by its notebook as one name: ``gatys`` (01), ``deep_photo`` (02),
+  ``cin`` (03), ``styleclip`` (04), ``clipstyler`` (05), ``styo`` (06).
+
+Shared modules import only shared modules; ``nets`` imports shared modules; a paper imports shared modules and
+``nets``, never another paper (``tests/test_layout.py``).
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -21,7 +21,7 @@ from .images import resize_longest
 from .losses import content_loss, gram_matrix, style_loss, total_variation
 from .compiling import CompileMode
 from .optim import OptimResult, optimize_pixels
-from .vgg import VGGFeatures
+from .nets.vgg import VGGFeatures
 
 __all__ = ["AUTHORS_CODE", "PAPER", "PRESETS", "GatysHyperParams", "GatysLoss", "carry_over", "coarse_to_fine", "initial_image"]
 
@@ -43,7 +43,7 @@ class GatysHyperParams:
     init: Literal["noise", "content", "style"]
     content_reduction: Literal["paper", "mean"] = "paper"
     tv_weight: float = 0.0
-    vgg_variant: str = "gatys_normalized"  # key of stylecore.vgg.VGG19_VARIANTS the weights above were meant for
+    vgg_variant: str = "gatys_normalized"  # key of stylecore.nets.vgg.VGG19_VARIANTS the weights above were meant for
     source: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> "GatysHyperParams":
@@ -66,7 +66,7 @@ PAPER = GatysHyperParams(
     image_size=512,
     init="noise",
     source={
-        "content_layers": "Sec. 3: content matched on conv4_2 (rectified; see stylecore.vgg notes)",
+        "content_layers": "Sec. 3: content matched on conv4_2 (rectified; see stylecore.nets.vgg notes)",
         "style_layers": "Sec. 3: conv1_1…conv5_1, w_l = 1/5, others 0",
         "alpha/beta": "Fig. 3: α/β = 1e-3 (Fig. 4 sweeps 1e-5…1e-2)",
         "pooling": "Sec. 2: average pooling instead of max pooling",
@@ -114,7 +114,7 @@ def carry_over(hp: GatysHyperParams, scales: Mapping[str, float]) -> GatysHyperP
     Eq. 1 is quadratic and Eq. 4 quartic in the activations, so a network with activations
     r_l times those the preset was tuned on needs w_l / r_l² on content layers and
     w_l / r_l⁴ on style layers for the same balance. ``scales`` come from
-    :func:`stylecore.vgg.feature_scales` (measured, not guessed).
+    :func:`stylecore.nets.vgg.feature_scales` (measured, not guessed).
     """
     return hp.with_(
         content_layers={l: w / scales[l] ** 2 for l, w in hp.content_layers.items()},

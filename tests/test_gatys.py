@@ -5,7 +5,7 @@ import torch
 
 from stylecore.gatys import AUTHORS_CODE, PAPER, PRESETS, GatysLoss, coarse_to_fine, initial_image
 from stylecore.losses import gram_matrix
-from stylecore.vgg import vgg19_features
+from stylecore.nets.vgg import vgg19_features
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_carry_over_gives_the_same_losses_on_a_scaled_network() -> None:
     import copy
 
     from stylecore.gatys import carry_over
-    from stylecore.vgg import VGGFeatures, feature_scales
+    from stylecore.nets.vgg import VGGFeatures, feature_scales
 
     base = vgg19_features(PAPER.layers, "avg", weights="random", seed=0)
     scaled = copy.deepcopy(base)

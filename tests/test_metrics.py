@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylecore.metrics import color_moved_fraction, color_statistics
+from stylecore.metrics import color_moved_fraction, color_statistics, structure_score
 
 
 def test_color_statistics_against_numpy_formula() -> None:
@@ -33,3 +33,15 @@ def test_fraction_endpoints_and_interpolation() -> None:
     assert color_moved_fraction(content - 0.3, content, style) < 0
     with pytest.raises(ValueError, match="identical"):
         color_moved_fraction(content, content, content)
+
+
+def test_structure_score():
+    g = torch.Generator().manual_seed(0)
+    content = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=(32, 32), mode="bilinear")
+    assert structure_score(content, content) == pytest.approx(1.0)
+    recoloured = (0.5 * content + 0.2).clamp(0, 1)  # a global colour change keeps the edges
+    noisy = (content + 0.2 * torch.rand(content.shape, generator=g)).clamp(0, 1)
+    assert structure_score(recoloured, content) == pytest.approx(1.0, abs=1e-6)
+    assert structure_score(noisy, content) < 0.9
+    with pytest.raises(ValueError, match="differ in shape"):
+        structure_score(content[..., :16], content)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torchvision
 
-from stylecore import vgg as vgg_module
+from stylecore.nets import vgg as vgg_module
 from stylecore.data import sha256_file
 from stylecore.weights import (
     Checkpoint,

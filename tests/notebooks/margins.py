@@ -102,7 +102,7 @@ def _nb03_n_style_vs_untrained(s: dict) -> float:
 
 
 def _nb05_rejection_gap(s: dict) -> float:
-    from stylecore.clipstyler import ABLATIONS
+    from stylecore.clipstyler.training import ABLATIONS
 
     gaps = [0.0]
     for ab in ABLATIONS.values():
@@ -113,7 +113,7 @@ def _nb05_rejection_gap(s: dict) -> float:
 
 
 def _nb05_aug_change(s: dict) -> float:
-    from stylecore.clipstyler import ABLATIONS
+    from stylecore.clipstyler.training import ABLATIONS
 
     vals = [s["experiments"][f"ablation {ab.title}"]["aug_change_mean"] for ab in ABLATIONS.values()
             if ab.use_patch and ab.augmentation != "none" and f"ablation {ab.title}" in s["experiments"]]

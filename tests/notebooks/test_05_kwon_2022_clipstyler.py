@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from stylecore.clipstyler import ABLATIONS, AUTHORS_CODE, PRESETS, step_decay, with_overrides
+from stylecore.clipstyler.training import ABLATIONS, AUTHORS_CODE, PRESETS, step_decay, with_overrides
 
 from .conftest import quick_parameters
 from .margins import check

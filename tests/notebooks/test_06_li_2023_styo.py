@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import CLIPTokenizer
 
-from stylecore.diffusion import write_clip_tokenizer
+from stylecore.nets.ldm import write_clip_tokenizer
 
 from .conftest import quick_parameters
 from .margins import check

@@ -257,21 +257,21 @@ def preset_schedule(stem: str, p: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         return [("iterations", p["iterations"], hp.iterations), ("image_size", p["image_size"], hp.image_size),
                 ("recon_iterations", p["recon_iterations"], hp.iterations), ("weights", p["weights"], "pretrained")]  # fmt: skip
     if n == "02":
-        from stylecore.dpst import PRESETS
+        from stylecore.deep_photo.loss import PRESETS
 
         hp = PRESETS[p["preset"]]
         return [("stage1_iterations", p["stage1_iterations"], hp.iterations), ("stage2_iterations", p["stage2_iterations"], hp.iterations),
                 ("gamma", p["gamma"], hp.gamma), ("lam", p["lam"], hp.lam), ("weights", p["weights"], "pretrained")]  # fmt: skip
     if n == "03":
-        from stylecore.feedforward import PAPER_TRAINING as hp
+        from stylecore.cin.training import PAPER_TRAINING as hp
 
         return [("train_steps", p["train_steps"], hp.steps), ("batch_size", p["batch_size"], hp.batch_size),
                 ("crop_size", p["crop_size"], hp.crop_size), ("lr", p["lr"], hp.lr), ("width", p["width"], 1.0),
                 ("weights", p["weights"], "pretrained")]  # fmt: skip
     if n == "04":
-        from stylecore.global_directions import GLOBAL_DEFAULTS as gd
-        from stylecore.styleclip import MAPPER_DEFAULTS as md
-        from stylecore.styleclip import OPTIMIZATION_PRESETS
+        from stylecore.styleclip.global_directions import GLOBAL_DEFAULTS as gd
+        from stylecore.styleclip.latent import MAPPER_DEFAULTS as md
+        from stylecore.styleclip.latent import OPTIMIZATION_PRESETS
 
         op = OPTIMIZATION_PRESETS["script"]
         return [("opt_steps", p["opt_steps"], op["steps"][0]), ("opt_lr", p["opt_lr"], op["lr"][0]),
@@ -284,8 +284,8 @@ def preset_schedule(stem: str, p: dict[str, Any]) -> list[tuple[str, Any, Any]]:
                 ("relevance_max_layer", p["relevance_max_layer"], gd["relevance_max_layer"][0]),
                 ("generator_config", p["generator_config"], "ffhq-1024"), ("weights", p["weights"], "pretrained")]  # fmt: skip
     if n == "05":
-        from stylecore.clipstyler import PRESETS
-        from stylecore.fast_clipstyler import FAST_PRESETS
+        from stylecore.clipstyler.training import PRESETS
+        from stylecore.clipstyler.fast import FAST_PRESETS
 
         hp, fast = PRESETS[p["preset"]], FAST_PRESETS[p["fast_preset"]]
         return [("iterations", p["iterations"], hp.steps), ("lr_step", p["lr_step"], hp.lr_step), ("lr_step", p["lr_step"], 100),
@@ -295,7 +295,7 @@ def preset_schedule(stem: str, p: dict[str, Any]) -> list[tuple[str, Any, Any]]:
                 ("fast_batch", p["fast_batch"], fast.batch_size), ("fast_draws", p["fast_draws"], fast.n_draws),
                 ("clip_model", p["clip_model"], "ViT-B-32"), ("weights", p["weights"], "pretrained")]  # fmt: skip
     if n == "06":
-        from stylecore.styo import SETTINGS as s
+        from stylecore.styo.idl import SETTINGS as s
 
         return [("idl_steps", p["idl_steps"], s["steps"][0]), ("idl_lr", p["idl_lr"], s["lr"][0]), ("n_s", p["n_s"], s["n_s"][0]),
                 ("n_c", p["n_c"], s["n_c"][0]), ("image_size", p["image_size"], s["image_size"][0]),
